@@ -1,0 +1,148 @@
+"""The ``coatflow`` command: init | run | build | query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import warnings
+
+from coatflow.launchers.config import DEFAULT_CONFIG_NAME, load_config, write_default_config
+from coatflow.workflows.errors import CoatflowError
+
+
+def _cmd_init(args) -> int:
+    path = write_default_config(args.path)
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from coatflow.launchers.local import run_campaign
+
+    config = load_config(args.config)
+    console = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=False)
+    state = {}
+
+    def on_plan(plans):
+        todo = sum(1 for p in plans if p.jobs)
+        console.print(f"{len(plans)} candidates; {todo} with work to do, {len(plans) - todo} already complete")
+        state["task"] = progress.add_task("funnel", total=len(plans))
+
+    def on_candidate(plan, n_done):
+        stages = sorted({j.metadata["coatflow"]["stage"] for job in plan.jobs
+                         for j in (job.jobs if hasattr(job, "jobs") else [job])})
+        label = ", ".join(stages) if stages else "stored"
+        progress.update(state["task"], advance=1, description=f"{plan.candidate.material_id}: {label}")
+
+    with progress:
+        report, updated = run_campaign(config, on_plan, on_candidate)
+    console.print(f"ran {report.jobs_run} jobs in {report.wall_time:.1f} s; {updated} candidate documents updated")
+    for err in report.errors:
+        console.print(f"[red]job failed[/red] {err}")
+    if report.errors:
+        console.print("run `coatflow run` again to resume the failed jobs")
+    _print_table(config)
+    return 1 if report.errors else 0
+
+
+def _cmd_build(args) -> int:
+    from coatflow.launchers.local import build_candidates
+    from coatflow.launchers.stores import CampaignStores
+
+    stores = CampaignStores(load_config(args.config)).connect()
+    try:
+        print(f"{build_candidates(stores)} candidate documents updated")
+    finally:
+        stores.close()
+    return 0
+
+
+def _query_docs(config) -> list[dict]:
+    from coatflow.launchers.stores import CampaignStores
+    from coatflow.workflows.builders import rank_candidates
+
+    stores = CampaignStores(config).connect()
+    try:
+        docs = list(stores.candidates.query({}, properties={"_id": 0}))
+    finally:
+        stores.close()
+    return rank_candidates(docs)
+
+
+def _print_table(config) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from coatflow.workflows.criteria import STAGES
+
+    docs = _query_docs(config)
+    present = [s for s in STAGES if any(s in d["stages"] for d in docs)]
+    table = Table(title="coatflow candidates (ranked)")
+    for col in ("#", "material", "formula", *present, "furthest stage"):
+        table.add_column(col)
+    mark = {"passed": "[green]pass[/green]", "failed": "[red]FAIL[/red]", "not_computed": "[yellow]n/c[/yellow]"}
+    for i, d in enumerate(docs, 1):
+        cells = []
+        for s in present:
+            st = d["stages"].get(s)
+            if st is None:
+                cells.append("")
+                continue
+            val = "" if st["value"] is None else f"{st['value']:.3g} "
+            cells.append(f"{val}{mark[st['status']]}")
+        formula = d["formula"] + (" (predicted)" if d.get("predicted") else "")
+        table.add_row(str(i), d["material_id"], formula, *cells, d.get("failed_stage") and
+                      f"failed at {d['failed_stage']}" or (d.get("furthest_stage") or ""))
+    Console().print(table)
+
+
+def _cmd_query(args) -> int:
+    config = load_config(args.config)
+    if args.json:
+        print(json.dumps(_query_docs(config), indent=1, default=str))
+    else:
+        _print_table(config)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coatflow", description="Screen coating and interface materials for "
+                                "all-solid-state Li batteries.")
+    sub = p.add_subparsers(dest="command", required=True)
+    init = sub.add_parser("init", help="write a commented default config")
+    init.add_argument("path", nargs="?", default=DEFAULT_CONFIG_NAME)
+    init.set_defaults(func=_cmd_init)
+    for name, func, helptext in (("run", _cmd_run, "run the campaign locally into the configured store"),
+                                 ("build", _cmd_build, "rebuild the candidates collection from job documents"),
+                                 ("query", _cmd_query, "print the ranked candidates")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("-c", "--config", default=None, help=f"campaign config (default: ./{DEFAULT_CONFIG_NAME} "
+                        "if present, else built-in defaults)")
+        sp.set_defaults(func=func)
+    sub.choices["query"].add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    warnings.filterwarnings("ignore")
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except CoatflowError as exc:
+        print(f"coatflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("coatflow: interrupted; completed jobs are stored, run again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The campaign configuration: one YAML file, validated by pydantic.
+
+Secrets never live here: the MongoDB password comes from ``COATFLOW_MONGODB_PASSWORD``
+and the Materials Project key from ``MP_API_KEY``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from coatflow.workflows.errors import CoatflowError
+
+DEFAULT_CONFIG_NAME = "coatflow.yaml"
+Backend = Literal["mlip", "vasp", "gpaw"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MPQuery(_Strict):
+    elements: list[str] = ["Li", "O"]
+    num_elements: int = Field(3, ge=1, le=8)
+    max_results: int = Field(200, ge=1)
+
+
+class CandidateConfig(_Strict):
+    source: Literal["example", "files", "materials_project", "formulas"] = "example"
+    paths: list[str] = []
+    formulas: list[str] = []
+    mp: MPQuery = MPQuery()
+
+    @model_validator(mode="after")
+    def _source_has_inputs(self):
+        if self.source == "files" and not self.paths:
+            raise ValueError("candidates.paths must list files or folders when source is 'files'")
+        if self.source == "formulas" and not self.formulas:
+            raise ValueError("candidates.formulas must list formulas when source is 'formulas'")
+        return self
+
+
+class BackendConfig(_Strict):
+    relax: Backend = "mlip"
+    elastic: Backend = "mlip"
+    slab: Backend = "gpaw"
+    defects: Backend = "gpaw"
+    adsorption: Backend = "mlip"
+    neb: Backend = "mlip"
+
+
+class Thresholds(_Strict):
+    """Stage criteria of the anode-coating funnel."""
+
+    band_gap_min: float = Field(0.5, ge=0, description="eV")
+    e_hull_max: float = Field(0.005, ge=0, description="eV/atom")
+    exclude: list[Literal["toxic", "radioactive", "precious"]] = ["toxic", "radioactive", "precious"]
+    g_vrh_min: float = Field(35.0, ge=0, description="GPa")
+    reduction_limit_max: float = Field(0.5, description="V vs Li/Li+")
+    oxidation_limit_min: float = Field(2.0, description="V vs Li/Li+")
+    e_ads_max: float = Field(0.0, description="eV")
+    insulator_gap_min: float = Field(0.5, ge=0, description="eV, interfacial products")
+    migration_barrier_max: float = Field(0.7, gt=0, description="eV")
+
+
+class StoreConfig(_Strict):
+    kind: Literal["embedded", "mongodb"] = "embedded"
+    path: str = "coatflow_store"
+    uri: str | None = None
+    database: str = "coatflow"
+
+    @field_validator("uri")
+    @classmethod
+    def _no_password_in_uri(cls, uri):
+        if uri is not None:
+            parts = urlsplit(uri)
+            if parts.scheme not in ("mongodb", "mongodb+srv"):
+                raise ValueError("must start with mongodb:// or mongodb+srv://")
+            if parts.password:
+                raise ValueError("must not contain a password; set COATFLOW_MONGODB_PASSWORD instead")
+        return uri
+
+    @model_validator(mode="after")
+    def _mongodb_needs_uri(self):
+        if self.kind == "mongodb" and not self.uri:
+            raise ValueError("store.uri is required when store.kind is 'mongodb'")
+        return self
+
+
+class RunConfig(_Strict):
+    work_dir: str = "coatflow_runs"
+
+
+class CampaignConfig(_Strict):
+    candidates: CandidateConfig = CandidateConfig()
+    backends: BackendConfig = BackendConfig()
+    thresholds: Thresholds = Thresholds()
+    store: StoreConfig = StoreConfig()
+    run: RunConfig = RunConfig()
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def resolve(self, path: str) -> Path:
+        """Absolute path for a path given relative to the config file."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p).resolve()
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    problems = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"] if x != "__root__") or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        problems.append(f"{loc}: {msg}")
+    return f"invalid config {source}: " + "; ".join(problems)
+
+
+def load_config(path: str | Path | None = None) -> CampaignConfig:
+    """Read and validate a campaign config; without a path, the defaults (or ./coatflow.yaml)."""
+    if path is None:
+        path = Path(DEFAULT_CONFIG_NAME)
+        if not path.exists():
+            return CampaignConfig()
+    path = Path(path)
+    if not path.is_file():
+        raise CoatflowError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CoatflowError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise CoatflowError(f"config {path} must be a mapping of sections")
+    try:
+        return CampaignConfig(**raw, base_dir=path.resolve().parent)
+    except ValidationError as err:
+        raise CoatflowError(format_validation_error(err, str(path))) from None
+
+
+DEFAULT_CONFIG_TEXT = """\
+# coatflow campaign configuration. Every key is optional; these are the defaults.
+# Secrets never go in this file: set MP_API_KEY and COATFLOW_MONGODB_PASSWORD in the environment.
+
+candidates:
+  source: example          # example | files | materials_project | formulas
+  paths: []                # source 'files': CIF, POSCAR or pymatgen JSON files, or folders of them
+  formulas: []             # source 'formulas': e.g. [LiTbO2]; structures predicted by prototype substitution
+  mp:                      # source 'materials_project' (needs MP_API_KEY); database filters go into the query
+    elements: [Li, O]
+    num_elements: 3
+    max_results: 200
+
+backends:                  # calculator per task: mlip (CHGNet, offline) | vasp (custodian) | gpaw (local DFT)
+  relax: mlip
+  elastic: mlip
+  slab: gpaw
+  defects: gpaw
+  adsorption: mlip
+  neb: mlip
+
+thresholds:                # anode-coating funnel criteria
+  band_gap_min: 0.5        # eV
+  e_hull_max: 0.005        # eV/atom
+  exclude: [toxic, radioactive, precious]
+  g_vrh_min: 35.0          # GPa, Voigt-Reuss-Hill shear modulus
+  reduction_limit_max: 0.5 # V vs Li/Li+
+  oxidation_limit_min: 2.0 # V vs Li/Li+
+  e_ads_max: 0.0           # eV, Li adsorption energy vs bulk Li
+  insulator_gap_min: 0.5   # eV, interfacial products below this count as electronic conductors
+  migration_barrier_max: 0.7  # eV, Li-vacancy CI-NEB barrier
+
+store:
+  kind: embedded           # embedded (on-disk, no server) | mongodb
+  path: coatflow_store     # embedded store folder, relative to this file
+  uri: null                # mongodb://user@host:27017/  (password from COATFLOW_MONGODB_PASSWORD)
+  database: coatflow
+
+run:
+  work_dir: coatflow_runs  # job folders, relative to this file
+"""
+
+
+def write_default_config(path: str | Path) -> Path:
+    path = Path(path)
+    if path.exists():
+        raise CoatflowError(f"{path} already exists; not overwriting it")
+    path.write_text(DEFAULT_CONFIG_TEXT)
+    return path
