@@ -2,7 +2,8 @@
 
 Both kinds go through the same maggma Store interface:
 
-* ``mongodb``: ``MongoURIStore`` for documents and a GridFS store for the ``data`` blobs;
+* ``mongodb``: a URI ``MongoStore`` (maggma 0.77 merged ``MongoURIStore`` into it) for documents
+  and a URI ``GridFSStore`` for the ``data`` blobs;
 * ``embedded``: ``MontyStore`` on SQLite in a folder on disk, no server needed.
 """
 
@@ -13,8 +14,7 @@ from urllib.parse import urlsplit
 
 from jobflow import JobStore
 from maggma.core import Store
-from maggma.stores import MongoURIStore, MontyStore
-from maggma.stores.gridfs import GridFSURIStore
+from maggma.stores import GridFSStore, MongoStore, MontyStore
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.workflows.errors import CoatflowError
@@ -29,10 +29,10 @@ def _env_password_kwargs() -> dict:
     return {"password": password} if password else {}
 
 
-class EnvPasswordMongoURIStore(MongoURIStore):
-    """A MongoURIStore that takes its password from the environment when it connects.
+class _PasswordFromEnv:
+    """Mixin: take the password from the environment at connect time.
 
-    The password is never an attribute, so it never reaches ``as_dict`` or a log line.
+    The password is never kept as an attribute, so it never reaches ``as_dict`` or a log line.
     """
 
     def connect(self, force_reset: bool = False):
@@ -43,15 +43,12 @@ class EnvPasswordMongoURIStore(MongoURIStore):
             self.mongoclient_kwargs.pop("password", None)
 
 
-class EnvPasswordGridFSURIStore(GridFSURIStore):
-    """GridFS store for large blobs, with the password from the environment."""
+class EnvPasswordMongoStore(_PasswordFromEnv, MongoStore):
+    """Documents in MongoDB, from a URI without a password."""
 
-    def connect(self, force_reset: bool = False):
-        self.mongoclient_kwargs = {**_TIMEOUT, **self.mongoclient_kwargs, **_env_password_kwargs()}
-        try:
-            super().connect(force_reset=force_reset)
-        finally:
-            self.mongoclient_kwargs.pop("password", None)
+
+class EnvPasswordGridFSStore(_PasswordFromEnv, GridFSStore):
+    """Large blobs in MongoDB GridFS, from a URI without a password."""
 
 
 def make_store(config: CampaignConfig, collection: str, blobs: bool = False) -> Store:
@@ -61,7 +58,7 @@ def make_store(config: CampaignConfig, collection: str, blobs: bool = False) -> 
         path = config.resolve(sc.path)
         path.mkdir(parents=True, exist_ok=True)
         return MontyStore(collection, database_path=str(path), database_name=sc.database, storage="sqlite")
-    cls = EnvPasswordGridFSURIStore if blobs else EnvPasswordMongoURIStore
+    cls = EnvPasswordGridFSStore if blobs else EnvPasswordMongoStore
     return cls(uri=sc.uri, database=sc.database, collection_name=collection)
 
 
