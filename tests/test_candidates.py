@@ -1,0 +1,76 @@
+import pytest
+
+from coatflow.launchers.config import load_config
+from coatflow.workflows.candidates import file_candidates, load_candidates, mp_query, predicted_candidate
+from coatflow.workflows.criteria import PRECIOUS_ELEMENTS, excluded_elements
+from coatflow.workflows.errors import CoatflowError
+
+from conftest import li2o, lif
+
+
+def test_folder_of_cif_poscar_and_json(structure_dir):
+    cands = file_candidates([str(structure_dir)], structure_dir)
+    assert sorted(c.formula for c in cands) == ["Li2O", "LiF", "LiRhO2"]
+    assert len({c.material_id for c in cands}) == 3
+    assert all(not c.predicted for c in cands)
+
+
+def test_unreadable_file_is_named(tmp_path):
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_nothing\n_this is not a cif\n")
+    with pytest.raises(CoatflowError, match="cannot read structure file .*broken.cif"):
+        file_candidates([str(bad)], tmp_path)
+
+
+def test_structure_without_li_is_rejected(tmp_path):
+    from pymatgen.core import Lattice, Structure
+
+    Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(tmp_path / "MgO.cif"))
+    with pytest.raises(CoatflowError, match="MgO contains no Li"):
+        file_candidates([str(tmp_path / "MgO.cif")], tmp_path)
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(CoatflowError, match="structure path not found"):
+        file_candidates(["nowhere"], tmp_path)
+
+
+def test_formula_is_substituted_into_matching_prototypes():
+    protos = {"ex-Li2O": li2o(), "ex-LiF": lif()}
+    pred = predicted_candidate("LiCl", protos)
+    assert pred.predicted and pred.material_id == "pred-LiCl"
+    assert [pid for pid, _ in pred.prototypes] == ["ex-LiF"]
+    (_, s), = pred.prototypes
+    assert s.composition.reduced_formula == "LiCl"
+    assert s.volume > lif().volume  # Cl is larger than F
+
+
+def test_formula_errors():
+    with pytest.raises(CoatflowError, match="contains no Li"):
+        predicted_candidate("MgO", {"ex-LiF": lif()})
+    with pytest.raises(CoatflowError, match="no prototype"):
+        predicted_candidate("LiTbO2", {"ex-LiF": lif()})
+    with pytest.raises(CoatflowError, match="not a chemical formula"):
+        predicted_candidate("Xx9!", {"ex-LiF": lif()})
+
+
+def test_materials_project_needs_a_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    path = tmp_path / "c.yaml"
+    path.write_text(f"candidates: {{source: materials_project}}\nstore: {{path: {tmp_path / 's'}}}\n")
+    cfg = load_config(path)
+    from coatflow.launchers.stores import CampaignStores
+
+    stores = CampaignStores(cfg)
+    stores.cache.connect()
+    with pytest.raises(CoatflowError, match="MP_API_KEY is not set"):
+        load_candidates(cfg, stores.cache)
+    assert stores.cache.count() == 0
+
+
+def test_database_filters_go_into_the_mp_query(tmp_path):
+    cfg = load_config(None)
+    q = mp_query(cfg)
+    assert q["band_gap"] == (0.5, None) and q["energy_above_hull"] == (0.0, 0.005)
+    assert set(PRECIOUS_ELEMENTS) <= set(q["exclude_elements"]) and "U" in q["exclude_elements"]
+    assert excluded_elements("Li2PtO3", ["precious"]) == {"precious": ["Pt"]}
