@@ -1,0 +1,42 @@
+"""Elastic tensor of a relaxed candidate: atomate2's force-field or VASP elastic flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from atomate2.forcefields.flows.elastic import ElasticMaker as ForceFieldElasticMaker
+from atomate2.forcefields.jobs import ForceFieldRelaxMaker
+from atomate2.vasp.flows.elastic import ElasticMaker as VaspElasticMaker
+
+from coatflow.makers.registry import register
+
+# Symmetry is kept fixed so that the deformed cells stay on the strain states the fit expects.
+_CHGNET = {"force_field_name": "CHGNet", "fix_symmetry": True, "steps": 500}
+
+
+@dataclass
+class MLIPElasticMaker(ForceFieldElasticMaker):
+    """CHGNet elastic tensor: tight cell relaxation, then fixed-cell relaxations of strained cells."""
+
+    name: str = "mlip elastic"
+    bulk_relax_maker: ForceFieldRelaxMaker | None = field(
+        default_factory=lambda: ForceFieldRelaxMaker(relax_cell=True, relax_kwargs={"fmax": 1e-3}, **_CHGNET))
+    elastic_relax_maker: ForceFieldRelaxMaker | None = field(
+        default_factory=lambda: ForceFieldRelaxMaker(relax_cell=False, relax_kwargs={"fmax": 1e-3}, **_CHGNET))
+
+
+@dataclass
+class VASPElasticMaker(VaspElasticMaker):
+    """atomate2's VASP elastic workflow (tight relax + strained relaxations), through custodian."""
+
+    name: str = "vasp elastic"
+
+
+@register("elastic", "mlip")
+def _mlip_elastic():
+    return MLIPElasticMaker()
+
+
+@register("elastic", "vasp")
+def _vasp_elastic():
+    return VASPElasticMaker()
