@@ -160,7 +160,7 @@ def matterviz_entries() -> list[ComputedEntry]:
     """MP's Li-Co-Ni-O entries as shipped by janosh/matterviz (MIT), with MP's own E_hull in ``data``."""
     with gzip.open(_data_path("mp_Li-Co-Ni-O.json.gz").open("rb"), "rt") as f:
         rows = json.load(f)["entries"]
-    return [ComputedEntry(r["composition"], r["energy"] - r["correction"], correction=r["correction"],
+    return [ComputedEntry(r["composition"], r["energy"], correction=r["correction"],
                           entry_id=r["entry_id"],
                           data={"energy_scale": MP_SCALE, "material_id": r["material_id"],
                                 "mp_e_above_hull": r["e_above_hull"], "mp_e_form_per_atom": r["e_form_per_atom"]})
@@ -205,7 +205,7 @@ def formation_from_precursors(target, entries) -> dict:
     mu_o = o2.energy_per_atom
     per_fu = comp.num_atoms
     binaries = [e for e in best.values() if set(e.composition.elements) == {m, Element("O")}]
-    mo_pd = phase_diagram([*in_chemsys(best.values(), [m, "O"])]) if binaries and not covers(entries, [m, "O"]) else None
+    mo_pd = phase_diagram(in_chemsys(entries, [m, "O"])) if binaries and not covers(entries, [m, "O"]) else None
     out = {}
     for e in binaries:  # only binaries on the M-O hull are real precursors
         c, f = e.composition, e.composition.reduced_formula
