@@ -85,7 +85,9 @@ def _print_table(config) -> None:
     docs = _query_docs(config)
     present = [s for s in STAGES if any(s in d["stages"] for d in docs)]
     table = Table(title="coatflow candidates (ranked)")
-    for col in ("#", "material", "formula", *present, "furthest stage"):
+    surf = [k for k, col in (("ionization_potential", "IP eV"), ("work_function", "WF eV")) if any(d.get(k) for d in docs)]
+    for col in ("#", "material", "formula", *present, *[{"ionization_potential": "IP eV", "work_function": "WF eV"}[k]
+                                                         for k in surf], "furthest stage"):
         table.add_column(col)
     mark = {"passed": "[green]pass[/green]", "failed": "[red]FAIL[/red]", "not_computed": "[yellow]n/c[/yellow]"}
     for i, d in enumerate(docs, 1):
@@ -98,6 +100,7 @@ def _print_table(config) -> None:
             val = "" if st["value"] is None else f"{st['value']:.3g} "
             cells.append(f"{val}{mark[st['status']]}")
         formula = d["formula"] + (" (predicted)" if d.get("predicted") else "")
+        cells += ["" if d.get(k) is None else f"{d[k]:.2f}" for k in surf]
         table.add_row(str(i), d["material_id"], formula, *cells, d.get("failed_stage") and
                       f"failed at {d['failed_stage']}" or (d.get("furthest_stage") or ""))
     Console().print(table)

@@ -91,6 +91,22 @@ class StoreConfig(_Strict):
         return self
 
 
+class SlabConfig(_Strict):
+    """Surfaces and ionization potentials (workflows/surfaces.py); GPAW settings are in makers/gpaw.py."""
+
+    ip_materials: list[str] = []
+    max_index: int = Field(1, ge=1, le=3)
+    facets: list[tuple[int, int, int]] | None = None
+    slab_thickness: float = Field(8.0, gt=0, description="Å, minimum")
+    vacuum: float = Field(12.0, gt=0, description="Å")
+    vacuum_check: bool = False
+    vacuum_step: float = Field(4.0, gt=0, description="Å")
+    only_preferred: bool = True
+    max_atoms: int = Field(40, ge=1)
+    plateau_tol: float = Field(0.03, gt=0, description="eV")
+    plateau_distance: float = Field(3.5, gt=0, description="Å")
+
+
 class RunConfig(_Strict):
     work_dir: str = "coatflow_runs"
 
@@ -101,6 +117,7 @@ class CampaignConfig(_Strict):
     thresholds: Thresholds = Thresholds()
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
+    slab: SlabConfig = SlabConfig()
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     def resolve(self, path: str) -> Path:
@@ -179,6 +196,19 @@ store:
 
 run:
   work_dir: coatflow_runs  # job folders, relative to this file
+
+slab:                      # surfaces, ionization potentials and work functions (backends.slab, gpaw)
+  ip_materials: []         # e.g. [Li, LiF, Li2O]: IP/EA (insulators) or work function (metals)
+  max_index: 1             # facets up to this Miller index ...
+  facets: null             # ... or an explicit list, e.g. [[1, 0, 0]]
+  slab_thickness: 8.0      # Å, minimum
+  vacuum: 12.0             # Å
+  vacuum_check: false      # also run the first slab with vacuum + vacuum_step and report the change
+  vacuum_step: 4.0         # Å
+  only_preferred: true     # compute only symmetric, non-polar, stoichiometric terminations (others listed)
+  max_atoms: 40
+  plateau_tol: 0.03        # eV, peak-to-peak on a vacuum plateau
+  plateau_distance: 3.5    # Å, plateau starts this far from the outermost atoms
 """
 
 

@@ -36,6 +36,10 @@ def run_campaign(config: CampaignConfig, on_plan: Callable[[list[CandidatePlan]]
         stores.connect()
         planner = FunnelPlanner(config, stores.jobs)
         plans = [planner.plan(c) for c in candidates]
+        if config.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
+            from coatflow.workflows.surfaces import plan_surfaces
+
+            plans += plan_surfaces(config, stores.jobs)
         if on_plan:
             on_plan(plans)
         report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), on_candidate)

@@ -76,4 +76,5 @@ def get_maker(task: str, backend: str) -> Maker:
 def _load_makers() -> None:
     # Importing the maker modules fills the registry.
     from coatflow.makers import relax  # noqa: F401
+    from coatflow.makers import gpaw, slab  # noqa: F401
     from coatflow.makers import elastic  # noqa: F401

@@ -16,6 +16,9 @@ from coatflow.workflows.criteria import STAGES
 from coatflow.workflows.schemas import CandidateDoc, StageResult, StageSummary
 
 VERDICTS = {"metadata.coatflow.task": "verdict"}
+SURFACES = {"metadata.coatflow.task": "surface_summary"}
+#: Copied from the surface summary (workflows/surfaces.py) into the candidate document.
+SURFACE_FIELDS = ("ionization_potential", "electron_affinity", "work_function", "surface_energy")
 
 
 class CandidateBuilder(Builder):
@@ -43,13 +46,23 @@ class CandidateBuilder(Builder):
             criteria["completed_at"] = {"$gt": mark}
         changed = {d["metadata"]["coatflow"]["material_id"]
                    for d in self.jobs.query(criteria, properties=["metadata.coatflow.material_id"])}
+        changed |= {d["metadata"]["coatflow"]["material_id"] for d in self.jobs.query(
+            {**criteria, **SURFACES}, properties=["metadata.coatflow.material_id"])}
         self.total = len(changed)
         for mid in sorted(changed):
             docs = list(self.jobs.query({**VERDICTS, "metadata.coatflow.material_id": mid},
                                         properties=["uuid", "output", "completed_at"]))
-            yield {"material_id": mid, "docs": docs}
+            surf = list(self.jobs.query({**SURFACES, "metadata.coatflow.material_id": mid},
+                                        properties=["output", "completed_at"], sort={"completed_at": -1}, limit=1))
+            yield {"material_id": mid, "docs": docs, "surface": surf[0] if surf else None}
 
     def process_item(self, item: dict) -> dict:
+        surf = item.get("surface")
+        if not item["docs"]:  # a material computed only for its surfaces
+            out = surf["output"]
+            doc = CandidateDoc(material_id=item["material_id"], formula=out["formula"], source="ip_materials",
+                               last_job_completed_at=surf["completed_at"]).model_dump()
+            return {**doc, **{k: out.get(k) for k in SURFACE_FIELDS}, "surface": out.get("best")}
         latest: dict[str, tuple[str, StageResult]] = {}
         for doc in item["docs"]:
             result = MontyDecoder().process_decoded(doc["output"])
@@ -70,7 +83,10 @@ class CandidateBuilder(Builder):
                 cand.stages_passed += 1
             if cand.failed_stage is None:
                 cand.furthest_stage = r.stage
-        return cand.model_dump()
+        extra = {}
+        if surf:
+            extra = {**{k: surf["output"].get(k) for k in SURFACE_FIELDS}, "surface": surf["output"].get("best")}
+        return {**cand.model_dump(), **extra}
 
     def update_targets(self, items: list[dict]) -> None:
         if items:

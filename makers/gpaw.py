@@ -1,0 +1,63 @@
+"""GPAW, the local plane-wave PAW backend, as atomate2 ASE makers.
+
+Settings stay plain dicts (``mode`` included) so that makers serialise and hash into job keys.
+GPAW runs serially; set OMP_NUM_THREADS=1 on shared machines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from atomate2.ase.jobs import AseRelaxMaker
+
+from coatflow.makers.registry import register
+
+#: PBE, 400 eV plane waves, k-point density 3.5 per Å^-1, 0.1 eV Fermi-Dirac smearing.
+DEFAULT_GPAW_KWARGS = {
+    "mode": {"name": "pw", "ecut": 400},
+    "xc": "PBE",
+    "kpts": {"density": 3.5, "gamma": True},
+    "occupations": {"name": "fermi-dirac", "width": 0.1},
+    "convergence": {"energy": 1e-5},
+    "txt": "gpaw.txt",
+}
+
+
+def gpaw_calculator(kwargs: dict, **extra):
+    """A GPAW calculator from serialisable settings (``extra`` overrides, e.g. a Poisson solver)."""
+    from gpaw import GPAW
+
+    return GPAW(**{**DEFAULT_GPAW_KWARGS, **kwargs, **extra})
+
+
+@dataclass
+class GpawRelaxMaker(AseRelaxMaker):
+    """Relax ions and cell with GPAW (see atomate2.ase.jobs.AseRelaxMaker)."""
+
+    name: str = "gpaw relax"
+    relax_cell: bool = True
+    steps: int = 200
+    relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.03})
+    calculator_kwargs: dict = field(default_factory=lambda: dict(DEFAULT_GPAW_KWARGS))
+
+    def _get_calculator(self):
+        return gpaw_calculator(self.calculator_kwargs)
+
+
+@dataclass
+class GpawStaticMaker(GpawRelaxMaker):
+    """Single-point GPAW calculation (atomate2 runs a static when steps <= 1)."""
+
+    name: str = "gpaw static"
+    relax_cell: bool = False
+    steps: int = 1
+
+
+@register("relax", "gpaw")
+def _gpaw_relax():
+    return GpawRelaxMaker()
+
+
+@register("static", "gpaw")
+def _gpaw_static():
+    return GpawStaticMaker()

@@ -1,0 +1,125 @@
+"""Slab generation, plateau analysis, VASP slab inputs, and small real GPAW runs (Li WF, LiF IP vs vacuum)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from jobflow import Flow, JobStore, run_locally
+from maggma.stores import MemoryStore
+from pymatgen.core import Lattice, Structure
+from pymatgen.core.surface import SlabGenerator
+
+from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.surfaces import (_spec_dict, analyse_slab_doc, bulk_structure, fix_layers, generate_slabs,
+                                         vacuum_plateaus)
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+LIF = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.07), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+LI = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.44), ["Li"], [[0, 0, 0]])
+
+
+def test_lif_slabs_are_flagged():
+    specs = generate_slabs(LIF, max_index=1, slab_thickness=6, vacuum=10)
+    by_hkl = {}
+    for s in specs:
+        by_hkl.setdefault(s.miller_index, []).append(s)
+    assert set(by_hkl) == {(1, 0, 0), (1, 1, 0), (1, 1, 1)}
+    assert all(s.preferred for s in by_hkl[(1, 0, 0)])
+    assert not any(s.preferred for s in by_hkl[(1, 1, 1)])  # Li- or F-terminated: polar or off-stoichiometry
+    assert all(not s.symmetric for s in by_hkl[(1, 1, 1)]) and {s.termination for s in by_hkl[(1, 1, 1)]} == {"F/Li"}
+
+
+def test_bad_inputs_raise_coatflow_error():
+    with pytest.raises(CoatflowError):
+        generate_slabs(LIF, facets=[[0, 0, 0]])
+    with pytest.raises(CoatflowError):
+        bulk_structure("Xx9Q")
+    with pytest.raises(CoatflowError):
+        bulk_structure("CsAu")
+
+
+def test_fix_layers_center():
+    slab = generate_slabs(LIF, facets=[[1, 0, 0]], slab_thickness=10, vacuum=10)[0].slab
+    fixed = fix_layers(slab, "center", 0.3)
+    free = [sd[0] for sd in fixed.site_properties["selective_dynamics"]]
+    z = slab.cart_coords[:, 2]
+    assert not all(free) and any(free)
+    assert all(free[i] for i in (int(np.argmin(z)), int(np.argmax(z))))  # surfaces stay free
+
+
+def test_plateau_detection_on_a_profile():
+    height, n = 30.0, 300
+    z = np.arange(n) * height / n
+    profile = np.where(np.abs(z - 15) < 5, -8.0, 2.0) + 0.5 * np.exp(-np.abs(np.abs(z - 15) - 5))
+    res = vacuum_plateaus(profile, height, [10.0, 20.0], min_distance=3.5)
+    assert res["flat"] and res["spread"] < 0.03
+    assert abs(res["levels"]["top"] - 2.0) < 0.02
+    with pytest.raises(CoatflowError, match="vacuum too thin"):
+        vacuum_plateaus(profile, height, [2.0, 28.0])
+    ramp = profile + 0.02 * z  # a field in the vacuum: not flat
+    assert not vacuum_plateaus(ramp, height, [10.0, 20.0], tol=0.03)["flat"]
+
+
+def test_vasp_slab_inputs(tmp_path):
+    from coatflow.makers.registry import get_maker, _load_makers, _MAKERS
+
+    _load_makers()
+    slab = fix_layers(generate_slabs(LIF, facets=[[1, 0, 0]], slab_thickness=8, vacuum=12)[0].slab)
+    static = _MAKERS[("slab_static", "vasp")]().input_set_generator.get_input_set(slab, potcar_spec=True)
+    static.write_input(tmp_path / "static")
+    relax = _MAKERS[("slab_relax", "vasp")]().input_set_generator.get_input_set(slab, potcar_spec=True)
+    for vis in (static, relax):
+        inc = vis["INCAR"]
+        assert inc["LVHAR"] is True and inc["IDIPOL"] == 3 and inc["LDIPOL"] is True
+        assert vis["KPOINTS"].kpts[0][2] == 1 and min(vis["KPOINTS"].kpts[0][:2]) > 1
+    assert relax["INCAR"]["ISIF"] == 2 and relax["INCAR"]["NSW"] > 0
+    text = (tmp_path / "static" / "KPOINTS").read_text().split()
+    assert text[-1] == "1"  # written KPOINTS: one point along the normal
+    poscar = (tmp_path / "static" / "POSCAR").read_text()
+    assert "Selective dynamics" in poscar and "F F F" in poscar
+    assert sorted((tmp_path / "static" / "POTCAR.spec").read_text().split()) == ["F", "Li_sv"]
+
+
+def _run(jobs):
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    run_locally(Flow(jobs), store=store, ensure_success=True, log=False)
+    return store
+
+
+def _gpaw_surface(bulk: Structure, hkl, thickness, vacuum, ident):
+    """Bulk reference + slab single point through jobflow, then the analysis."""
+    from coatflow.makers.slab import GpawPotentialMaker
+
+    settings = {"plateau_distance": 3.5, "plateau_tol": 0.03}
+    gen = SlabGenerator(bulk, hkl, thickness, vacuum, center_slab=True, primitive=True, reorient_lattice=True)
+    slab = gen.get_slabs()[0]
+    fast = {"mode": {"name": "pw", "ecut": 350}, "kpts": {"density": 3.0, "gamma": True}, "nbands": "130%"}
+    jb = GpawPotentialMaker(calculator_kwargs=fast).make(bulk)
+    js = GpawPotentialMaker(slab=True, calculator_kwargs=fast).make(slab)
+    store = _run([jb, js])
+    assert store.additional_stores["data"].count() == 2  # the potential profiles went to the data store
+    out = {u: store.get_output(u, load=True) for u in (jb.uuid, js.uuid)}
+    from coatflow.workflows.surfaces import SlabSpec, termination_label, _doc
+
+    spec = SlabSpec(slab, tuple(hkl), slab.shift, termination_label(slab), slab.is_symmetric(), slab.is_polar(), True)
+    return analyse_slab_doc(ident, _doc(out[jb.uuid]), _doc(out[js.uuid]), _spec_dict(spec, vacuum), settings)
+
+
+def test_li_work_function_gpaw():
+    pytest.importorskip("gpaw")
+    doc = _gpaw_surface(LI, (1, 0, 0), 7.0, 10.0, {"material_id": "t-Li", "formula": "Li"})
+    assert doc.metallic and doc.plateau_flat
+    assert 2.8 < doc.work_function < 3.2, doc.work_function
+
+
+def test_lif_ip_converged_with_vacuum_gpaw():
+    pytest.importorskip("gpaw")
+    ident = {"material_id": "t-LiF", "formula": "LiF"}
+    a = _gpaw_surface(LIF, (1, 0, 0), 6.0, 10.0, ident)
+    b = _gpaw_surface(LIF, (1, 0, 0), 6.0, 14.0, ident)
+    assert not a.metallic and a.plateau_flat and b.plateau_flat
+    assert 6.0 < a.ionization_potential < 8.5  # PBE LiF(100): about 7.2-7.4 eV
+    assert abs(a.ionization_potential - b.ionization_potential) < 0.05
+    assert a.surface_energy > 0
