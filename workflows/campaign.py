@@ -180,3 +180,13 @@ def run_plans(plans: list[CandidatePlan], job_store: JobStore, work_dir: Path,
             on_candidate(plan, n_done)
     report.wall_time = time.perf_counter() - t0
     return report
+
+
+# Energy and elasticity stages (issue 3). li_adsorption's planner belongs between the window and
+# interfacial_reactions, i.e. inserted before the last line below.
+from coatflow.workflows.elastic import plan_shear_modulus  # noqa: E402
+from coatflow.workflows.thermo_stages import (  # noqa: E402
+    plan_interfacial_reactions, plan_phase_stability, plan_stability_window)
+
+STAGE_PLANNERS += [plan_shear_modulus, plan_phase_stability, plan_stability_window]
+STAGE_PLANNERS.append(plan_interfacial_reactions)
