@@ -330,9 +330,10 @@ def interfacial_reaction(a: str, b: str, entries, gaps: dict[str, float] | None 
     ir = InterfacialReactivity(ca, cb, pd, norm=True, use_hull_energy=True)
     kinks = list(ir.get_kinks())
     _, x, energy, rxn, _ = min(kinks, key=lambda k: k[2])
-    products = sorted({c.reduced_formula for c in rxn.products}) if energy < 0 else []
+    reacts = energy < -1e-6  # numerical zero: no reaction
+    products = sorted({c.reduced_formula for c in rxn.products}) if reacts else []
     classes = {p: classify_gap(p, gaps.get(p), gap_min) for p in products}
     return {"status": "computed", "pair": f"{ca.reduced_formula} | {cb.reduced_formula}",
             "reaction_energy": round(float(energy), 4) + 0.0, "mixing_ratio": round(float(x), 4),
-            "reaction": str(rxn) if energy < 0 else None, "products": products, "product_class": classes,
+            "reaction": str(rxn) if reacts else None, "products": products, "product_class": classes,
             "product_gaps": {p: gaps.get(p) for p in products}}
