@@ -1,0 +1,43 @@
+"""CHGNet (mlip backend) G_VRH against the shipped MP DFT reference set: MAE and Spearman rank correlation.
+
+Usage: python benchmarks/elasticity.py [N]   (N: only the first N materials)
+"""
+
+import gzip
+import json
+import sys
+import tempfile
+import time
+import warnings
+from importlib.resources import files
+
+from jobflow import JobStore, run_locally
+from maggma.stores import MemoryStore
+from pymatgen.core import Structure
+from scipy.stats import spearmanr
+
+from coatflow.makers.elastic import MLIPElasticMaker
+from coatflow.workflows.elastic import g_vrh_from_doc
+
+warnings.filterwarnings("ignore")
+with gzip.open(files("coatflow.workflows").joinpath("data/elastic_reference.json.gz").open("rb"), "rt") as f:
+    ref = json.load(f)["materials"]
+ref = ref[: int(sys.argv[1])] if len(sys.argv) > 1 else ref
+dft, ml = [], []
+t0 = time.perf_counter()
+for r in ref:
+    flow = MLIPElasticMaker().make(Structure.from_dict(r["structure"]))
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    with tempfile.TemporaryDirectory() as d:
+        run_locally(flow, store=store, root_dir=d, create_folders=True, log=False)
+    try:
+        g, _ = g_vrh_from_doc(store.get_output(flow.output.uuid, load=True))
+    except Exception as exc:  # noqa: BLE001
+        print(f"{r['material_id']:12s} {r['formula']:8s} failed: {type(exc).__name__}")
+        continue
+    dft.append(r["g_vrh"])
+    ml.append(g)
+    print(f"{r['material_id']:12s} {r['formula']:8s} DFT {r['g_vrh']:7.1f}  CHGNet {g:7.1f} GPa", flush=True)
+mae = sum(abs(a - b) for a, b in zip(dft, ml)) / len(dft)
+print(f"\n{len(dft)}/{len(ref)} materials; MAE {mae:.1f} GPa; Spearman rho {spearmanr(dft, ml).statistic:.3f}; "
+      f"{time.perf_counter() - t0:.0f} s")
