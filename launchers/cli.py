@@ -115,6 +115,40 @@ def _cmd_query(args) -> int:
     return 0
 
 
+def _cmd_submit(args) -> int:
+    from coatflow.launchers.fireworks import submit
+
+    r = submit(load_config(args.config))
+    cats = ", ".join(f"{n} {c}" for c, n in sorted(r.categories.items())) or "none"
+    print(f"added {r.workflows} workflows, {r.fireworks} fireworks (categories: {cats}); "
+          f"{r.stored} candidates already complete in the store, {len(r.in_flight)} already on the LaunchPad")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from coatflow.launchers.fireworks import status
+
+    st = status(load_config(args.config), failed=args.failed)
+    states = sorted({s for c in st["counts"].values() for s in c})
+    print("\t".join(["stage", *states]))
+    for stage, c in sorted(st["counts"].items()):
+        print("\t".join([stage, *(str(c.get(s, 0)) for s in states)]))
+    for row in st["failed"]:
+        print(f"{row['state']} fw {row['fw_id']} {row['name']}: {row['error']}\n    in {row['launch_dir']}")
+    return 0
+
+
+def _cmd_resume(args) -> int:
+    from coatflow.launchers.fireworks import resume
+
+    rows = resume(load_config(args.config), dry_run=args.dry_run)
+    verb = "would rerun" if args.dry_run else "rerun"
+    for r in rows:
+        print(f"{verb} fw {r['fw_id']} {r['name']} ({r['why']}), {r['restart']}")
+    print(f"{len(rows)} jobs {verb}" + ("" if args.dry_run else "; their children run when they complete"))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coatflow", description="Screen coating and interface materials for "
                                 "all-solid-state Li batteries.")
@@ -124,12 +158,17 @@ def parser() -> argparse.ArgumentParser:
     init.set_defaults(func=_cmd_init)
     for name, func, helptext in (("run", _cmd_run, "run the campaign locally into the configured store"),
                                  ("build", _cmd_build, "rebuild the candidates collection from job documents"),
-                                 ("query", _cmd_query, "print the ranked candidates")):
+                                 ("query", _cmd_query, "print the ranked candidates"),
+                                 ("submit", _cmd_submit, "add the campaign to the FireWorks LaunchPad"),
+                                 ("status", _cmd_status, "LaunchPad jobs by stage and state"),
+                                 ("resume", _cmd_resume, "rerun failed and lost LaunchPad jobs")):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("-c", "--config", default=None, help=f"campaign config (default: ./{DEFAULT_CONFIG_NAME} "
                         "if present, else built-in defaults)")
         sp.set_defaults(func=func)
     sub.choices["query"].add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.choices["status"].add_argument("--failed", action="store_true", help="list failed and lost jobs")
+    sub.choices["resume"].add_argument("--dry-run", action="store_true", help="only list what would be rerun")
     return p
 
 

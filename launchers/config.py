@@ -111,6 +111,46 @@ class RunConfig(_Strict):
     work_dir: str = "coatflow_runs"
 
 
+class HpcConfig(_Strict):
+    """FireWorks LaunchPad and queues for ``coatflow submit / status / resume`` (docs/hpc.md)."""
+
+    launchpad_uri: str | None = None
+    launchpad_database: str = "coatflow_fireworks"
+    mongomock_file: str | None = None
+    fw_dir: str = "fw_config"
+    small_category: str = "small"
+    large_category: str = "large"
+    large_walltime: int = Field(86400, gt=0, description="s, the large queue's time limit")
+    lost_run_expiry: int = Field(900, gt=0, description="s without a ping before a RUNNING job counts as lost")
+    ping_interval: int = Field(300, gt=0, description="s between a running job's pings")
+
+    @field_validator("launchpad_uri")
+    @classmethod
+    def _no_password_in_lp_uri(cls, uri):
+        return StoreConfig._no_password_in_uri(uri)
+
+    @model_validator(mode="after")
+    def _one_launchpad(self):
+        if self.launchpad_uri and self.mongomock_file:
+            raise ValueError("set hpc.launchpad_uri or hpc.mongomock_file, not both")
+        if self.ping_interval >= self.lost_run_expiry:
+            raise ValueError("hpc.ping_interval must be shorter than hpc.lost_run_expiry")
+        return self
+
+
+class MigrationConfig(_Strict):
+    """Li-vacancy migration stage (makers/neb.py, workflows/migration.py)."""
+
+    hop_cutoff: float = Field(3.5, gt=0, description="Å, longest Li-Li hop considered")
+    min_size: float = Field(8.0, gt=0, description="Å, minimum perpendicular width of the vacancy supercell")
+    max_atoms: int = Field(160, ge=2, description="hops needing larger supercells are skipped")
+    max_hops: int = Field(4, ge=1, description="shortest symmetry-distinct hops computed")
+    n_images: int = Field(3, ge=1, description="intermediate NEB images")
+    fmax: float = Field(0.1, gt=0, description="eV/Å, CI-NEB and endpoint force criterion")
+    steps: int = Field(150, ge=1, description="CI-NEB optimiser step cap (then reported unconverged)")
+    dft_margin: float = Field(0.1, ge=0, description="eV, hops this close to the threshold are flagged for DFT")
+
+
 class CampaignConfig(_Strict):
     candidates: CandidateConfig = CandidateConfig()
     backends: BackendConfig = BackendConfig()
@@ -118,6 +158,7 @@ class CampaignConfig(_Strict):
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
     slab: SlabConfig = SlabConfig()
+    hpc: HpcConfig = HpcConfig()
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     def resolve(self, path: str) -> Path:
@@ -209,6 +250,27 @@ slab:                      # surfaces, ionization potentials and work functions 
   max_atoms: 40
   plateau_tol: 0.03        # eV, peak-to-peak on a vacuum plateau
   plateau_distance: 3.5    # Å, plateau starts this far from the outermost atoms
+
+hpc:                       # coatflow submit / status / resume through FireWorks (docs/hpc.md)
+  launchpad_uri: null      # mongodb://user@host:27017/  (password from COATFLOW_MONGODB_PASSWORD)
+  launchpad_database: coatflow_fireworks
+  mongomock_file: null     # tests only: a JSON LaunchPad file (one process at a time)
+  fw_dir: fw_config        # where submit writes launchpad.yaml, jobflow.yaml, FW_config.yaml
+  small_category: small    # FireWorks category of MLIP and analysis jobs
+  large_category: large    # ... and of DFT (vasp, gpaw) jobs
+  large_walltime: 86400    # s, the large queue's limit; VASP stops cleanly before it (custodian)
+  lost_run_expiry: 900     # s without a ping before a RUNNING job counts as lost
+  ping_interval: 300       # s between a running job's pings (FireWorks PING_TIME_SECS)
+
+migration:                 # Li-vacancy CI-NEB (backends.neb): every symmetry-distinct hop up to the cutoff
+  hop_cutoff: 3.5          # Å, longest Li-Li hop
+  min_size: 8.0            # Å, minimum perpendicular width of the vacancy supercell
+  max_atoms: 160           # hops needing larger supercells are skipped (listed in the result)
+  max_hops: 4              # shortest symmetry-distinct hops computed (others listed as skipped)
+  n_images: 3              # intermediate images (IDPP interpolation)
+  fmax: 0.1                # eV/Å, CI-NEB and fixed-cell endpoint relaxations
+  steps: 150               # CI-NEB step cap; a run that hits it is reported unconverged
+  dft_margin: 0.1          # eV, hops within this of the threshold are listed for DFT confirmation
 """
 
 

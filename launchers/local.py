@@ -47,3 +47,21 @@ def run_campaign(config: CampaignConfig, on_plan: Callable[[list[CandidatePlan]]
     finally:
         stores.close()
     return report, updated
+
+
+def plan_campaign(config: CampaignConfig, stores: CampaignStores) -> list[CandidatePlan]:
+    """Every candidate's remaining plan (``coatflow submit``): the same checks, loading and planning as
+    ``run_campaign``, all at once; connects ``stores``."""
+    for task in FUNNEL_TASKS:  # fail before anything is submitted
+        get_maker(task, getattr(config.backends, task))
+    if config.candidates.source == "materials_project":
+        stores.cache.connect()
+    candidates = load_candidates(config, stores.cache)
+    stores.connect()
+    planner = FunnelPlanner(config, stores.jobs)
+    plans = [planner.plan(c) for c in candidates]
+    if config.slab.ip_materials:
+        from coatflow.workflows.surfaces import plan_surfaces
+
+        plans += plan_surfaces(config, stores.jobs)
+    return plans
