@@ -41,6 +41,7 @@ def _use_mongomock(path: Path) -> None:
     except ImportError:
         raise CoatflowError("hpc.mongomock_file needs the mongomock-persistence package "
                             "(pip install 'coatflow[test]')") from None
+    from mongomock.gridfs import enable_gridfs_integration
     from mongomock.store import ServerStore
 
     import fireworks.core.launchpad as fwlp
@@ -51,6 +52,7 @@ def _use_mongomock(path: Path) -> None:
     os.environ["MONGOMOCK_SERVERSTORE_FILE"] = str(path)
     ServerStore._to_file = _atomic_to_file
     fwlp.MongoClient = mongomock_persistence.MongoClient
+    enable_gridfs_integration()
 
 
 def _atomic_to_file(self) -> None:
@@ -90,6 +92,8 @@ def open_launchpad(config: CampaignConfig):
     except Exception as exc:  # noqa: BLE001 - any driver failure means "cannot reach"
         raise CoatflowError(f"cannot reach the LaunchPad at {_lp_kwargs(config)['host']} "
                             f"({type(exc).__name__})") from None
+    if lp.fw_id_assigner.count_documents({}) == 0 and lp.fireworks.count_documents({}) == 0:
+        lp.reset("", require_password=False)  # a new, empty LaunchPad: create FireWorks' id counters
     try:
         yield lp
     finally:
