@@ -112,7 +112,25 @@ def _cmd_query(args) -> int:
         print(json.dumps(_query_docs(config), indent=1, default=str))
     else:
         _print_table(config)
+        _print_fermi_levels(config)
     return 0
+
+
+def _print_fermi_levels(config) -> None:
+    """E_F (eV above the VBM) at both ends of each defect material's stability window."""
+    from coatflow.launchers.stores import CampaignStores
+
+    stores = CampaignStores(config).connect()
+    try:
+        docs = [d["output"] for d in stores.jobs.query({"metadata.coatflow.task": "defect_thermo"},
+                                                       properties=["output"])]
+    finally:
+        stores.close()
+    for d in docs:
+        w = d["window"]
+        print(f"{d['formula']}: E_F = {d['fermi_level_li_rich']:.3f} eV above VBM at {w['reduction_limit']:.2f} V "
+              f"(Li-rich), {d['fermi_level_li_poor']:.3f} eV at {w['oxidation_limit']:.2f} V (Li-poor); "
+              f"gap {d['band_gap']:.2f} eV, {d['temperature']:g} K")
 
 
 def _cmd_submit(args) -> int:

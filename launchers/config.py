@@ -67,6 +67,28 @@ class Thresholds(_Strict):
     migration_barrier_max: float = Field(0.7, gt=0, description="eV")
 
 
+class DefectsConfig(_Strict):
+    """Charged point defects and E_F(mu_Li) (workflows/defects.py); runs on backends.defects (gpaw)."""
+
+    materials: list[str] = []
+    include: list[str] | None = Field(None, description="only these defects, e.g. [v_Li, Li_i]")
+    substitutions: dict[str, list[str]] = Field(default_factory=dict, description="{host: [dopants]}, e.g. {O: [N]}")
+    charges: dict[str, list[int]] = Field(default_factory=dict, description="charge states per defect name")
+    charge_padding: int = Field(0, ge=0, description="extra charge states beyond 0..nominal")
+    min_length: float = Field(8.0, gt=0, description="Å, minimum distance between periodic images")
+    max_atoms: int = Field(64, ge=2)
+    temperature: float = Field(300.0, gt=0, description="K")
+    n_mu: int = Field(21, ge=2, description="mu_Li grid points across the window")
+    dielectric: dict[str, float | list[float] | list[list[float]]] = Field(
+        default_factory=dict, description="static dielectric constant per formula (gpaw computes none)")
+    relax_bulk: bool = True
+    relax_steps: int = Field(0, ge=0, description="BFGS steps at fixed cell; 0 or 1 = single point")
+    fmax: float = Field(0.05, gt=0, description="eV/Å")
+    ecut: float = Field(400.0, gt=0, description="eV, plane waves")
+    kpt_density: float = Field(2.0, gt=0, description="k-points per Å^-1, supercells")
+    dos_kpt_density: float = Field(5.0, gt=0, description="k-points per Å^-1, primitive bulk (carrier DOS)")
+
+
 class StoreConfig(_Strict):
     kind: Literal["embedded", "mongodb"] = "embedded"
     path: str = "coatflow_store"
@@ -159,6 +181,7 @@ class CampaignConfig(_Strict):
     run: RunConfig = RunConfig()
     slab: SlabConfig = SlabConfig()
     hpc: HpcConfig = HpcConfig()
+    defects: DefectsConfig = DefectsConfig()
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     def resolve(self, path: str) -> Path:
@@ -271,6 +294,24 @@ migration:                 # Li-vacancy CI-NEB (backends.neb): every symmetry-di
   fmax: 0.1                # eV/Å, CI-NEB and fixed-cell endpoint relaxations
   steps: 150               # CI-NEB step cap; a run that hits it is reported unconverged
   dft_margin: 0.1          # eV, hops within this of the threshold are listed for DFT confirmation
+
+defects:                   # charged point defects and E_F(mu_Li) (backends.defects, gpaw)
+  materials: []            # e.g. [LiF] or [Li2O]; Li3PO4 belongs on a cluster
+  include: null            # only these defects, e.g. [v_Li, Li_i]; null = the full native set
+  substitutions: {}        # {host: [dopants]}, e.g. {O: [N]}
+  charges: {}              # charge states per defect name, e.g. {v_Li: [-1, 0]}; default 0..nominal
+  charge_padding: 0        # extra charge states beyond 0..nominal
+  min_length: 8.0          # Å, minimum distance between periodic images of a defect
+  max_atoms: 64
+  temperature: 300.0       # K
+  n_mu: 21                 # mu_Li grid points across the stability window
+  dielectric: {}           # static dielectric constant per formula, e.g. {LiF: 9.0}
+  relax_bulk: true         # relax the primitive cell (gpaw) first
+  relax_steps: 0           # BFGS steps at fixed cell for defects; 0 = single point
+  fmax: 0.05               # eV/Å
+  ecut: 400.0              # eV
+  kpt_density: 2.0         # k-points per Å^-1, supercells
+  dos_kpt_density: 5.0     # k-points per Å^-1, primitive bulk (carrier DOS)
 """
 
 

@@ -198,6 +198,7 @@ def submit(config: CampaignConfig) -> SubmitReport:
     from coatflow.launchers.local import plan_campaign
     from coatflow.launchers.stores import CampaignStores
 
+    _lp_kwargs(config)  # no LaunchPad configured: fail before planning
     stores = CampaignStores(config)
     try:
         plans = plan_campaign(config, stores)

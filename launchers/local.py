@@ -40,6 +40,10 @@ def run_campaign(config: CampaignConfig, on_plan: Callable[[list[CandidatePlan]]
             from coatflow.workflows.surfaces import plan_surfaces
 
             plans += plan_surfaces(config, stores.jobs)
+        if config.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
+            from coatflow.workflows.defects import plan_defects
+
+            plans += plan_defects(config, stores.jobs)
         if on_plan:
             on_plan(plans)
         report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), on_candidate)
@@ -64,4 +68,8 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores) -> list[Candid
         from coatflow.workflows.surfaces import plan_surfaces
 
         plans += plan_surfaces(config, stores.jobs)
+    if config.defects.materials:
+        from coatflow.workflows.defects import plan_defects
+
+        plans += plan_defects(config, stores.jobs)
     return plans

@@ -78,3 +78,4 @@ def _load_makers() -> None:
     from coatflow.makers import relax  # noqa: F401
     from coatflow.makers import gpaw, slab  # noqa: F401
     from coatflow.makers import elastic  # noqa: F401
+    from coatflow.makers import defects  # noqa: F401

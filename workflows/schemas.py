@@ -138,3 +138,117 @@ class SurfaceSummaryDoc(BaseModel):
 
 
 # --- Li adsorption (li_adsorption stage) ------------------------------------------------------
+
+
+# --- charged point defects and E_F(mu_Li) (workflows/defects.py, issue 5) ---------------------
+
+
+class DefectCalcDoc(BaseModel):
+    """One GPAW supercell in one charge state; ``planar_potential`` and ``eigenvalues`` go to the data store."""
+
+    structure: Structure = Field(description="final (relaxed at fixed cell) structure")
+    input_structure: Structure | None = None
+    charge: int = 0
+    energy: float = Field(description="eV, total")
+    n_electrons: float | None = None
+    fermi_level: float | None = None
+    vbm: float | None = Field(None, description="eV, highest (mostly) occupied state")
+    cbm: float | None = Field(None, description="eV, lowest (mostly) empty state")
+    planar_potential: dict[str, list[float]] = Field(
+        default_factory=dict, description="eV, electrostatic potential averaged over planes normal to axis 0/1/2")
+    mean_potential: float | None = None
+    eigenvalues: list = Field(default_factory=list, description="eV, [spin][k][band]")
+    k_weights: list[float] = Field(default_factory=list)
+    nspins: int = 1
+    max_force: float | None = Field(None, description="eV/Å after the last step")
+    ionic_steps: int = 0
+    max_displacement: float | None = Field(None, description="Å, largest ionic displacement from the input")
+    calculator: dict[str, Any] = Field(default_factory=dict)
+    elapsed_time: float | None = None
+
+    model_config = {"arbitrary_types_allowed": True}
+
+
+class DefectChargeState(BaseModel):
+    """Formation energy of one defect in one charge state: E_f = e0 + q E_F - sum_i dn_i dmu_i (E_F from the VBM)."""
+
+    name: str = Field(description="pymatgen-analysis-defects name, e.g. v_Li, Li_i, F_Li")
+    charge: int
+    dn: dict[str, int] = Field(description="atoms added (+) or removed (-) per element")
+    multiplicity: float = Field(description="equivalent sites per primitive cell")
+    sites_per_cm3: float
+    energy_defect: float
+    energy_bulk: float
+    correction: float = Field(description="eV, finite-size correction (Freysoldt), added to E_f")
+    correction_metadata: dict[str, Any] = Field(default_factory=dict)
+    e0_at_li_rich: float = Field(description="eV, E_f at E_F = VBM and the Li-rich (reduction) limit")
+    max_displacement: float | None = None
+    calc_uuid: str | None = None
+
+
+class FermiPoint(BaseModel):
+    """Charge neutrality at one mu_Li."""
+
+    mu_li: float = Field(description="eV, mu_Li - mu_Li(bcc Li)")
+    voltage: float = Field(description="V vs Li/Li+, = -mu_li/e")
+    chempots: dict[str, float] = Field(description="eV, absolute chemical potentials used")
+    fermi_level: float = Field(description="eV above the VBM")
+    electrons: float = Field(description="cm^-3")
+    holes: float = Field(description="cm^-3")
+    concentrations: dict[str, float] = Field(description="cm^-3 per 'name q'")
+    dominant: list[str] = Field(default_factory=list, description="largest positive and negative species")
+
+
+class DefectThermoDoc(BaseModel):
+    """Formation energies, corrections and E_F(mu_Li) for one material."""
+
+    material_id: str
+    formula: str
+    backend: str = "gpaw"
+    temperature: float
+    supercell_matrix: list[list[int]]
+    n_supercell_sites: int
+    dielectric: list[list[float]] = Field(description="static (electronic + ionic) dielectric tensor")
+    dielectric_source: str
+    vbm: float = Field(description="eV, bulk primitive-cell VBM (absolute, the E_F = 0 reference)")
+    band_gap: float = Field(description="eV, bulk (PBE) gap")
+    window: dict[str, Any] = Field(default_factory=dict, description="stability window (V vs Li/Li+) and source")
+    mu_reference: dict[str, Any] = Field(default_factory=dict, description="how absolute mu_i were anchored")
+    charge_states: list[DefectChargeState] = Field(default_factory=list)
+    fermi: list[FermiPoint] = Field(default_factory=list, description="E_F on the mu_Li grid, Li-rich first")
+    fermi_level_li_rich: float | None = Field(None, description="eV above VBM at the reduction limit")
+    fermi_level_li_poor: float | None = Field(None, description="eV above VBM at the oxidation limit")
+    slope_regimes: list[dict[str, float]] = Field(
+        default_factory=list, description="ranges of constant dE_F/dmu_Li (= -dE_F/dV)")
+    freysoldt_note: str = ""
+    timings: dict[str, float] = Field(default_factory=dict, description="s, calculator wall time per job")
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class MigrationHopResult(BaseModel):
+    """One Li-vacancy hop's CI-NEB (makers/neb.py); ``images`` go to the ``data`` store."""
+
+    hop_label: int
+    length: float = Field(description="Å")
+    iindex: int
+    eindex: int
+    backend: str
+    n_atoms: int
+    n_images: int = Field(description="intermediate images")
+    climbing: bool = True
+    forward_barrier: float | None = Field(None, description="eV, E_max - E_start")
+    reverse_barrier: float | None = Field(None, description="eV, E_max - E_end")
+    energy_profile: list[float] = Field(default_factory=list, description="eV, relative to the start")
+    reaction_coordinate: list[float] = Field(default_factory=list, description="Å, cumulative")
+    climbing_image: int | None = None
+    max_force: float | None = Field(None, description="eV/Å, largest NEB force at the end")
+    fmax: float | None = None
+    neb_steps: int | None = None
+    endpoints: list[dict[str, Any]] = Field(default_factory=list, description="fixed-cell endpoint relaxations")
+    converged: bool = False
+    status: Literal["converged", "unconverged", "inputs_written"] = "unconverged"
+    inputs_dir: str | None = None
+    wall_time: float | None = Field(None, description="s")
+    images: list[Structure] = Field(default_factory=list)
+
+    model_config = {"arbitrary_types_allowed": True}
