@@ -1,0 +1,417 @@
+"""Charged point defects and the equilibrium Fermi level E_F(mu_Li) (issue 5).
+
+Per material (``defects.materials`` in the config), on the ``gpaw`` backend:
+primitive relax -> bulk primitive single point (VBM, gap, carrier DOS) -> bulk supercell ->
+one supercell per defect and charge state (same lattice, ions relaxed at fixed cell when
+``defects.relax_steps`` > 1) -> bcc Li (mu_Li reference) -> CHGNet phase diagram (the stability
+window stage's) -> one ``DefectThermoDoc``: Freysoldt-corrected formation energies and
+E_F(mu_Li) from charge neutrality with electrons and holes from the bulk eigenvalues.
+
+Freysoldt: pymatgen-analysis-defects' ``get_freysoldt_correction`` on the planar-averaged potentials
+read from GPAW, with the bulk and defect supercells built on one lattice in one frame (checked).
+PR #226 of pymatgen-analysis-defects fixed swapped bulk/defect site potentials in the Kumagai (EFNV)
+correction, which inverted its alignment sign; ``kumagai_sign_fixed`` checks the installed version.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from jobflow import Flow, Response, job
+from pymatgen.analysis.defects.core import Defect, Interstitial, Substitution, Vacancy
+from pymatgen.analysis.defects.generators import (AntiSiteGenerator, SubstitutionGenerator, VacancyGenerator,
+                                                   VoronoiInterstitialGenerator)
+from pymatgen.core import Composition, Element, Lattice, Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from coatflow.workflows import defect_thermo as dt
+from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.schemas import DefectCalcDoc, DefectChargeState, DefectThermoDoc, FermiPoint
+
+LI = "Li"
+
+# -- defect set ----------------------------------------------------------------------------------
+
+
+def defect_set(structure: Structure, substitutions: dict[str, list[str]] | None = None,
+               include: list[str] | None = None, padding: int = 0,
+               charges: dict[str, list[int]] | None = None) -> list[tuple[str, Defect, list[int]]]:
+    """Li vacancies and interstitials, the other species' vacancies and antisites, and ``substitutions``
+    ({host element: [dopants]}) of ``structure`` (pass the primitive cell), each with its charge states.
+
+    Charge states run from 0 to the nominal charge of the defect (oxidation-state guess), widened by
+    ``padding``; ``charges`` ({name: [q, ...]}) overrides; ``include`` keeps only the named defects.
+    """
+    prim = structure
+    if LI not in {el.symbol for el in prim.composition.elements}:
+        raise CoatflowError(f"{prim.composition.reduced_formula} has no Li; E_F(mu_Li) needs a Li compound")
+    defects = list(VacancyGenerator().generate(prim))
+    if len(prim.composition.elements) > 1:
+        defects += list(AntiSiteGenerator().generate(prim))
+    defects += list(VoronoiInterstitialGenerator().generate(prim, {LI}))
+    for host, dopants in (substitutions or {}).items():
+        if Element(host) not in prim.composition:
+            raise CoatflowError(f"substitution on {host}: {prim.composition.reduced_formula} has no {host}")
+        defects += list(SubstitutionGenerator().generate(prim, {host: list(dopants)}))
+    names = _unique_names(defects)
+    if include:
+        unknown = set(include) - set(names)
+        if unknown:
+            raise CoatflowError(f"defects {sorted(unknown)} not in the generated set {names}")
+        defects = [d for d, n in zip(defects, names) if n in include]
+        names = [n for n in names if n in include]
+    out = []
+    for d, n in zip(defects, names):
+        d.user_charges = []
+        qs = sorted((charges or {}).get(n) or d.get_charge_states(padding=padding))
+        out.append((n, d, qs))
+    return out
+
+
+def _unique_names(defects) -> list[str]:
+    """pymatgen names, numbered when one name covers inequivalent sites (Li_i, Li_i_2)."""
+    seen: dict[str, int] = {}
+    out = []
+    for d in defects:
+        seen[d.name] = seen.get(d.name, 0) + 1
+        out.append(d.name if seen[d.name] == 1 else f"{d.name}_{seen[d.name]}")
+    return out
+
+
+def dn_of(defect: Defect) -> dict[str, int]:
+    """Atoms added (+) and removed (-) by the defect."""
+    if isinstance(defect, Vacancy):
+        return {defect.site.specie.symbol: -1}
+    if isinstance(defect, Interstitial):
+        return {defect.site.specie.symbol: 1}
+    if isinstance(defect, Substitution):
+        old = defect.structure[defect.defect_site_index].specie.symbol
+        return {defect.site.specie.symbol: 1, old: -1}
+    raise CoatflowError(f"unsupported defect type {type(defect).__name__}")
+
+
+# -- supercells ------------------------------------------------------------------------------------
+
+
+def image_distance(lattice: Lattice) -> float:
+    """Shortest distance between a point and its periodic images (Å)."""
+    m = lattice.matrix
+    r = range(-1, 2)
+    return float(min(np.linalg.norm(np.array([i, j, k]) @ m) for i in r for j in r for k in r if (i, j, k) != (0, 0, 0)))
+
+
+def supercell_matrix(prim: Structure, min_length: float, max_atoms: int) -> np.ndarray:
+    """Integer matrix for the most cubic supercell whose periodic images are >= ``min_length`` Å apart,
+    with at most ``max_atoms`` sites; among those that fit, the fewest atoms."""
+    from ase.build import find_optimal_cell_shape
+
+    if min_length <= 0:
+        raise CoatflowError("defects.min_length must be positive (Å)")
+    best = None
+    for n in range(1, max_atoms // len(prim) + 1):
+        for target in ("sc", "fcc"):
+            p = np.rint(find_optimal_cell_shape(prim.lattice.matrix, n, target, verbose=False)).astype(int)
+            if round(abs(np.linalg.det(p))) != n:
+                continue
+            d = image_distance(Lattice(p @ prim.lattice.matrix))
+            if d >= min_length - 1e-6 and (best is None or d > best[0] and n == best[1]):
+                best = (d, n, p)
+        if best is not None:
+            return best[2]
+    raise CoatflowError(f"no supercell of {prim.composition.reduced_formula} with images >= {min_length} Å "
+                        f"within {max_atoms} atoms; raise defects.max_atoms or lower defects.min_length")
+
+
+def defect_supercell(bulk_sc: Structure, defect: Defect) -> tuple[Structure, np.ndarray]:
+    """The defect in ``bulk_sc`` (same lattice, same frame), and its fractional position there."""
+    sc = bulk_sc.copy()
+    frac = sc.lattice.get_fractional_coords(defect.site.coords) % 1.0
+    if isinstance(defect, Interstitial):
+        sc.append(defect.site.specie, frac)
+        return sc.get_sorted_structure(), frac  # one POSCAR block per species
+    dists = [sc.lattice.get_distance_and_image(frac, s.frac_coords)[0] for s in sc]
+    i = int(np.argmin(dists))
+    if dists[i] > 0.1:
+        raise CoatflowError(f"defect site of {defect.name} not found in the bulk supercell")
+    if isinstance(defect, Vacancy):
+        sc.remove_sites([i])
+    else:
+        sc.replace(i, defect.site.specie)
+    return sc.get_sorted_structure(), bulk_sc[i].frac_coords
+
+
+# -- corrections ----------------------------------------------------------------------------------
+
+
+def freysoldt(charge: int, dielectric, defect: DefectCalcDoc, bulk: DefectCalcDoc, frac_coords,
+              energy_cutoff: float = 520.0) -> tuple[float, dict]:
+    """Freysoldt correction (eV, added to E_f) from GPAW planar averages; lattices must be identical."""
+    from pymatgen.analysis.defects.corrections.freysoldt import get_freysoldt_correction
+
+    lat_d, lat_b = defect.structure.lattice, bulk.structure.lattice
+    if not np.allclose(lat_d.matrix, lat_b.matrix, atol=1e-6):
+        raise CoatflowError("defect and bulk supercells have different lattices; the correction needs one")
+    for ax in "012":
+        if len(defect.planar_potential[ax]) != len(bulk.planar_potential[ax]):
+            raise CoatflowError("defect and bulk potentials are on different grids")
+    if charge == 0:
+        return 0.0, {"electrostatic": 0.0, "potential": 0.0}
+    res = get_freysoldt_correction(charge, dielectric, defect.planar_potential, bulk.planar_potential,
+                                   defect_frac_coords=np.asarray(frac_coords), lattice=lat_d,
+                                   energy_cutoff=energy_cutoff)
+    md = res.metadata
+    return float(res.correction_energy), {"electrostatic": float(md["electrostatic"]),
+                                          "potential": float(md["potential"]),
+                                          "alignments": {str(k): float(v) for k, v in md["alignments"].items()}}
+
+
+def kumagai_sign_fixed() -> bool:
+    """True when the installed get_efnv_correction reads defect potentials from the defect structure
+    (pymatgen-analysis-defects PR #226); checked on the source, since pydefect is not installed."""
+    import inspect
+
+    from pymatgen.analysis.defects.corrections import kumagai
+
+    src = inspect.getsource(kumagai.get_efnv_correction)
+    return 'site.properties["potential"] for site in defect_structure]' in src.split("defect_potentials =")[1][:80]
+
+
+# -- chemical potentials -----------------------------------------------------------------------------
+
+
+def chempot_model(window: dict, pd, host: Composition, e_host_fu: float, e_li: float):
+    """A function dmu_Li -> absolute mu_i (eV/atom, calculator scale) along the window.
+
+    mu_Li = E(bcc Li) + dmu_Li. The other dmu_i come from the phase diagram (``host_dmu_at``); their
+    references are the diagram's elemental energies shifted by one constant per atom so that
+    sum_i n_i mu_i = E(host) on the calculator's scale (exact for a binary host).
+    """
+    n_li = host[LI]
+    others = [el.symbol for el in host.elements if el.symbol != LI] + \
+        [el.symbol for el in pd.elements if el.symbol != LI and el not in host]
+    refs = {el.symbol: pd.el_refs[el].energy_per_atom for el in pd.elements}
+    d0 = dt.host_dmu_at(pd, host, window["mu_li_max"])
+    n_other = sum(host[e] for e in others)
+    delta = (e_host_fu - n_li * (e_li + d0[LI]) - sum(host[e] * (refs[e] + d0[e]) for e in others)) / n_other
+
+    def mu(dmu_li: float) -> dict[str, float]:
+        d = dt.host_dmu_at(pd, host, dmu_li)
+        return {LI: e_li + dmu_li, **{e: refs[e] + d[e] + delta for e in others}}
+
+    return mu, {"mu_Li": f"E(bcc Li, same calculator) {e_li:.4f} eV/atom + dmu_Li",
+                "others": "phase-diagram dmu + elemental refs shifted to the host's calculator energy",
+                "shift_per_atom": float(delta), "phase_diagram_scale": window.get("energy_scale")}
+
+
+# -- analysis ------------------------------------------------------------------------------------------
+
+
+def _calc(d) -> DefectCalcDoc:
+    return d if isinstance(d, DefectCalcDoc) else DefectCalcDoc(**{k: v for k, v in d.items() if not k.startswith("@")})
+
+
+def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], calcs: list, bulk_sc, bulk_prim, li_doc,
+                    window: dict, pd, dielectric, dielectric_source: str, settings: dict,
+                    uuids: list | None = None) -> DefectThermoDoc:
+    """Formation energies, corrections and E_F(mu_Li) from finished calculations."""
+    bulk_sc, bulk_prim = _calc(bulk_sc), _calc(bulk_prim)
+    eps = np.asarray(dielectric, float)
+    eps = np.diag(np.broadcast_to(eps, (3,))) if eps.shape in ((), (3,)) else eps
+    host = prim.composition
+    e_host_fu = bulk_prim.energy / host.get_reduced_composition_and_factor()[1]
+    host_fu = host.reduced_composition
+    li = li_doc if isinstance(li_doc, dict) else li_doc.model_dump() if hasattr(li_doc, "model_dump") else li_doc
+    e_li = _li_energy(li)
+    mu_of, mu_ref = chempot_model(window, pd, host_fu, e_host_fu, e_li)
+    dos = dt.BandDos.from_eigenvalues(bulk_prim.eigenvalues, bulk_prim.k_weights, bulk_prim.n_electrons,
+                                      prim.volume, bulk_prim.nspins)
+    vbm = float(np.max(np.asarray(bulk_prim.eigenvalues)[..., : int(round(bulk_prim.n_electrons * bulk_prim.nspins / 2))]))
+    temperature = settings["temperature"]
+    states, solver = [], []
+    mu_rich = mu_of(window["mu_li_max"])
+    timings = {"bulk_supercell": bulk_sc.elapsed_time or 0.0, "bulk_primitive": bulk_prim.elapsed_time or 0.0}
+    for spec, raw, uuid in zip(specs, calcs, uuids or [None] * len(specs)):
+        c = _calc(raw)
+        q = spec["charge"]
+        corr, md = freysoldt(q, eps, c, bulk_sc, spec["frac_coords"], settings.get("energy_cutoff", 520.0))
+        e0 = c.energy - bulk_sc.energy + q * vbm + corr
+        per_cm3 = spec["multiplicity"] / (prim.volume * dt.A3_TO_CM3)
+        d = dt.ChargedDefect(spec["name"], q, e0, spec["dn"], per_cm3)
+        solver.append(d)
+        timings[f"{spec['name']} {q:+d}"] = c.elapsed_time or 0.0
+        states.append(DefectChargeState(name=spec["name"], charge=q, dn=spec["dn"], multiplicity=spec["multiplicity"],
+                                        sites_per_cm3=per_cm3, energy_defect=c.energy, energy_bulk=bulk_sc.energy,
+                                        correction=corr, correction_metadata=md,
+                                        e0_at_li_rich=d.formation_energy(0.0, mu_rich),
+                                        max_displacement=c.max_displacement, calc_uuid=uuid))
+    grid = np.linspace(window["mu_li_max"], window["mu_li_min"], settings.get("n_mu", 21))
+    qmap = {f"{d.name} {d.charge:+d}": d.charge for d in solver} | {"electrons": -1, "holes": 1}
+    points = []
+    for row in dt.fermi_vs_mu(solver, mu_of, grid, temperature, dos):
+        conc = dict(row["concentrations"])
+        n_e, n_h = conc.pop("electrons"), conc.pop("holes")
+        points.append(FermiPoint(mu_li=row["mu_li"], voltage=-row["mu_li"], chempots=row["dmu"],
+                                 fermi_level=row["fermi_level"], electrons=n_e, holes=n_h, concentrations=conc,
+                                 dominant=dt.dominant_species(row["concentrations"], qmap)))
+    regimes = dt.slope_regimes([p.mu_li for p in points][::-1], [p.fermi_level for p in points][::-1])
+    return DefectThermoDoc(
+        material_id=ident["material_id"], formula=ident["formula"], backend=settings.get("backend", "gpaw"),
+        temperature=temperature, supercell_matrix=np.asarray(sc_mat).tolist(), n_supercell_sites=len(bulk_sc.structure),
+        dielectric=eps.tolist(), dielectric_source=dielectric_source, vbm=vbm, band_gap=dos.gap,
+        window=window, mu_reference=mu_ref, charge_states=states, fermi=points,
+        fermi_level_li_rich=points[0].fermi_level, fermi_level_li_poor=points[-1].fermi_level,
+        slope_regimes=regimes, timings=timings, settings=settings,
+        freysoldt_note=("Freysoldt from GPAW planar averages, bulk and defect on one lattice and grid; "
+                        f"Kumagai sign fix of pymatgen-analysis-defects PR #226 present: {kumagai_sign_fixed()}"))
+
+
+def _li_energy(li) -> float:
+    """eV/atom of bcc Li from an atomate2 ASE relax output (dict or document)."""
+    out = li.get("output", li) if isinstance(li, dict) else li.output
+    energy = out["energy"] if isinstance(out, dict) else out.energy
+    struct = out["structure"] if isinstance(out, dict) else out.structure
+    n = len(Structure.from_dict(struct) if isinstance(struct, dict) else struct)
+    return float(energy) / n
+
+
+def stability_limits(cand_doc, phase_docs) -> tuple[dict, object]:
+    """The stability-window stage's Li window and phase diagram, from CHGNet-relaxed outputs."""
+    from coatflow.workflows import thermo
+    from coatflow.workflows.thermo_stages import LOCAL_SCALE, _entries
+
+    cand, entries = _entries(cand_doc, phase_docs)
+    missing = thermo.covers(entries, cand.composition.elements)
+    if missing:
+        raise CoatflowError(f"no elemental reference for {', '.join(missing)} in the local phase set")
+    w = thermo.stability_window(cand, entries)
+    if w["status"] != "computed":
+        raise CoatflowError(f"{cand.composition.reduced_formula}: {w['reason']}")
+    target, _ = thermo._on_hull(cand, entries)
+    pd = thermo.phase_diagram([*thermo.in_chemsys(entries, cand.composition.elements), target])
+    window = {**{k: w[k] for k in ("reduction_limit", "oxidation_limit", "reduction_products",
+                                   "oxidation_products", "e_above_hull")},
+              "mu_li_max": -w["reduction_limit"], "mu_li_min": -w["oxidation_limit"], "energy_scale": LOCAL_SCALE}
+    return window, pd
+
+
+@job(name="defect thermodynamics")
+def defect_thermo_job(ident, prim, sc_mat, specs, calcs, bulk_sc, bulk_prim, li_doc, cand_doc, phase_docs,
+                      dielectric, dielectric_source, settings, uuids) -> DefectThermoDoc:
+    window, pd = stability_limits(cand_doc, phase_docs)
+    return analyse_defects(ident, prim, sc_mat, specs, calcs, bulk_sc, bulk_prim, li_doc, window, pd, dielectric,
+                           dielectric_source, settings, uuids)
+
+
+def gpaw_kwargs(settings: dict, density: float) -> dict:
+    from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS
+
+    return {**DEFAULT_GPAW_KWARGS, "mode": {"name": "pw", "ecut": settings["ecut"]},
+            "kpts": {"density": density, "gamma": True}}
+
+
+@job(name="plan defects")
+def defect_flow(ident: dict, relaxed, li_doc, cand_doc, phase_docs, settings: dict, meta: dict) -> Response:
+    """Generate supercells from the relaxed primitive cell; replace this job by their calculations."""
+    from coatflow.makers.defects import GpawDefectMaker
+    from coatflow.workflows.campaign import make_key
+
+    s = settings
+    out = relaxed.get("output", relaxed) if isinstance(relaxed, dict) else relaxed.output
+    st = out["structure"] if isinstance(out, dict) else out.structure
+    prim = SpacegroupAnalyzer(Structure.from_dict(st) if isinstance(st, dict) else st).get_primitive_standard_structure()
+    sc_mat = supercell_matrix(prim, s["min_length"], s["max_atoms"])
+    bulk_sc = prim.copy()
+    bulk_sc.make_supercell(sc_mat)
+    sc_kw = gpaw_kwargs(s, s["kpt_density"])
+    jobs = []
+
+    def add(job_, task, extra):
+        job_.metadata = {**(job_.metadata or {}), "coatflow": {**meta, "key": make_key(meta["key"], task, extra),
+                                                                 "task": task}}
+        job_.name = f"{job_.name} {extra} [{ident['material_id']}]"
+        jobs.append(job_)
+        return job_
+
+    b_sc = add(GpawDefectMaker(name="gpaw bulk supercell", calculator_kwargs=sc_kw).make(bulk_sc), "defect_bulk",
+               "supercell")
+    b_prim = add(GpawDefectMaker(name="gpaw bulk dos", calculator_kwargs={**gpaw_kwargs(s, s["dos_kpt_density"]),
+                                                                          "nbands": "200%"}).make(prim),
+                 "defect_bulk", "primitive")
+    specs, calcs, uuids = [], [], []
+    for name, defect, charges in defect_set(prim, s.get("substitutions"), s.get("include"),
+                                            s.get("charge_padding", 0), s.get("charges")):
+        struct, frac = defect_supercell(bulk_sc, defect)
+        for q in charges:
+            maker = GpawDefectMaker(name="gpaw defect", charge=q, steps=s["relax_steps"],
+                                    relax_kwargs={"fmax": s["fmax"]}, calculator_kwargs=sc_kw)
+            j = add(maker.make(struct), "defect", f"{name} {q:+d}")
+            specs.append({"name": name, "charge": q, "dn": dn_of(defect), "multiplicity": float(defect.multiplicity),
+                          "frac_coords": [float(x) for x in frac]})
+            calcs.append(j.output)
+            uuids.append(j.uuid)
+    thermo_job = defect_thermo_job(ident, prim, sc_mat.tolist(), specs, calcs, b_sc.output, b_prim.output, li_doc,
+                                   cand_doc, phase_docs, s["dielectric"], s["dielectric_source"], s, uuids)
+    add(thermo_job, "defect_thermo", "summary")
+    return Response(replace=Flow(jobs, output=thermo_job.output))
+
+
+def plan_defects(config, job_store) -> list:
+    """One CandidatePlan per ``defects.materials`` entry: relaxes, then ``defect_flow``."""
+    from coatflow.makers.gpaw import GpawRelaxMaker
+    from coatflow.makers.registry import get_maker
+    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
+    from coatflow.workflows.candidates import Candidate
+    from coatflow.workflows.surfaces import _ELEMENTS, bulk_structure
+    from coatflow.workflows.thermo_stages import phases_for
+
+    dc = config.defects
+    backend = config.backends.defects
+    get_maker("defect", backend)  # fails early, naming what is missing (VASP, POTCARs)
+    if backend != "gpaw":
+        raise CoatflowError(f"defect runs are wired for the gpaw backend only (backends.defects is '{backend}'); "
+                            "VASP inputs come from makers/defects.py")
+    mlip = get_maker("relax", "mlip")
+    planner = FunnelPlanner(config, job_store)
+    plans = []
+    for formula in dc.materials:
+        structure = bulk_structure(formula)
+        red = structure.composition.reduced_formula
+        eps = dc.dielectric.get(red, dc.dielectric.get(formula))
+        if eps is None:
+            raise CoatflowError(f"defects.dielectric has no entry for {red}: give its static dielectric constant "
+                                "(the gpaw backend computes no dielectric tensor)")
+        settings = {**dc.model_dump(exclude={"materials", "dielectric"}), "backend": backend, "dielectric": eps,
+                    "dielectric_source": "config (defects.dielectric)"}
+        mid = f"defects-{red}"
+        plan = CandidatePlan(Candidate(mid, red, "defects", structure))
+        ident = plan.ident
+        root = make_key(mid, structure.as_dict())
+        relax = GpawRelaxMaker(calculator_kwargs=gpaw_kwargs(settings, settings["dos_kpt_density"]))
+        li_relax = GpawRelaxMaker(calculator_kwargs=gpaw_kwargs(settings, settings["dos_kpt_density"]))
+        skey = make_key(root, "defects", backend, settings, settings_of(relax))
+        if planner.stored(skey) is not None:
+            plans.append(plan)
+            continue
+        if dc.relax_bulk:
+            rkey = make_key(root, "relax", backend, settings_of(relax))
+            r_out, _ = planner.add(plan, rkey, "defects", "relax", backend, lambda: relax.make(structure))
+        else:
+            r_out = {"output": {"structure": structure}}
+        li_out, _ = planner.add(plan, make_key("Li-bcc", "relax", backend, settings_of(li_relax)), "defects",
+                                "li_reference", backend, lambda: li_relax.make(_ELEMENTS["Li"]()))
+        c_out, _ = planner.add(plan, make_key(root, "thermo-relax", "mlip", settings_of(mlip)), "defects", "relax",
+                               "mlip", lambda: mlip.make(structure))
+        phase_outs = {}
+        for pid, sd in phases_for(structure.composition.elements).items():
+            m = mlip
+            if sd.get("molecule"):  # a dimer in a box: relax atoms, not the box
+                from dataclasses import replace
+
+                m = replace(mlip, relax_cell=False)
+            st = Structure.from_dict(sd)
+            phase_outs[pid], _ = planner.add(plan, make_key("phase", pid, "relax", "mlip", settings_of(m)),
+                                             "defects", "relax", "mlip", lambda m=m, st=st: m.make(st))
+        meta = {"key": skey, "material_id": mid, "stage": "defects", "backend": backend}
+        planner.add(plan, make_key(skey, "plan"), "defects", "defect_plan", backend,
+                    lambda: defect_flow(ident, r_out, li_out, c_out, phase_outs, settings, meta))
+        plans.append(plan)
+    return plans
