@@ -163,7 +163,7 @@ class HpcConfig(_Strict):
 class MigrationConfig(_Strict):
     """Li-vacancy migration stage (makers/neb.py, workflows/migration.py)."""
 
-    hop_cutoff: float = Field(3.5, gt=0, description="Å, longest Li-Li hop considered")
+    hop_cutoff: float = Field(4.0, gt=0, description="Å, longest Li-Li hop considered")
     min_size: float = Field(8.0, gt=0, description="Å, minimum perpendicular width of the vacancy supercell")
     max_atoms: int = Field(160, ge=2, description="hops needing larger supercells are skipped")
     max_hops: int = Field(4, ge=1, description="shortest symmetry-distinct hops computed")
@@ -180,6 +180,7 @@ class CampaignConfig(_Strict):
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
     slab: SlabConfig = SlabConfig()
+    migration: MigrationConfig = MigrationConfig()
     hpc: HpcConfig = HpcConfig()
     defects: DefectsConfig = DefectsConfig()
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -286,7 +287,7 @@ hpc:                       # coatflow submit / status / resume through FireWorks
   ping_interval: 300       # s between a running job's pings (FireWorks PING_TIME_SECS)
 
 migration:                 # Li-vacancy CI-NEB (backends.neb): every symmetry-distinct hop up to the cutoff
-  hop_cutoff: 3.5          # Å, longest Li-Li hop
+  hop_cutoff: 4.0          # Å, longest Li-Li hop
   min_size: 8.0            # Å, minimum perpendicular width of the vacancy supercell
   max_atoms: 160           # hops needing larger supercells are skipped (listed in the result)
   max_hops: 4              # shortest symmetry-distinct hops computed (others listed as skipped)

@@ -12,7 +12,7 @@ from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport,
 from coatflow.workflows.candidates import load_candidates
 
 #: Tasks the funnel runs, and the config field naming each one's backend.
-FUNNEL_TASKS = ("relax", "elastic")
+FUNNEL_TASKS = ("relax", "elastic", "neb")
 
 
 def build_candidates(stores: CampaignStores) -> int:

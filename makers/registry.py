@@ -79,3 +79,4 @@ def _load_makers() -> None:
     from coatflow.makers import gpaw, slab  # noqa: F401
     from coatflow.makers import elastic  # noqa: F401
     from coatflow.makers import defects  # noqa: F401
+    from coatflow.makers import neb  # noqa: F401

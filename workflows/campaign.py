@@ -190,3 +190,8 @@ from coatflow.workflows.thermo_stages import (  # noqa: E402
 
 STAGE_PLANNERS += [plan_shear_modulus, plan_phase_stability, plan_stability_window]
 STAGE_PLANNERS.append(plan_interfacial_reactions)
+
+# Li migration barrier (issue 7): the last stage, always the last planner.
+from coatflow.workflows.migration import plan_migration_barrier  # noqa: E402
+
+STAGE_PLANNERS.append(plan_migration_barrier)

@@ -1,0 +1,265 @@
+"""Li-vacancy migration: climbing-image NEB per hop, composed from ASE parts, on mlip / gpaw / vasp.
+
+``MigrationMaker.make(structure)`` is one job that enumerates the symmetry-distinct Li hops
+(workflows/migration.py), builds and checks the vacancy endpoints, prints how many NEB jobs follow,
+and replaces itself with one NEB job per hop plus a summary job (percolating barrier).
+
+Per hop (``NebHopMaker.make``): both endpoints relaxed at fixed cell, IDPP interpolation, then a
+climbing-image NEB (``ase.mep.NEB(climb=True)``) with FIRE. Every image has its own calculator
+(GPAW calculators cannot be shared or deep-copied). A run that stops at the step cap is reported
+with ``converged=False``. The images go to the ``data`` store (``@job(data="images")``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from jobflow import Flow, Maker, Response, job
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from coatflow.makers.registry import register
+from coatflow.workflows import migration as mig
+from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.schemas import MigrationHopResult
+
+logger = logging.getLogger(__name__)
+
+
+def _max_force(forces: np.ndarray) -> float:
+    return float(np.sqrt((forces**2).sum(axis=1).max())) if len(forces) else 0.0
+
+
+@dataclass
+class NebHopMaker(Maker):
+    """CI-NEB of one hop between two vacancy supercells (subclasses supply the calculator)."""
+
+    name: str = "neb hop"
+    backend: str = "mlip"
+    n_images: int = 3  # intermediate images
+    fmax: float = 0.1  # eV/Å, NEB and endpoint relaxations
+    steps: int = 150  # NEB optimiser cap
+    endpoint_steps: int = 100
+    climb: bool = True
+    optimizer: str = "FIRE"  # FIRE | BFGS
+
+    def calculators(self, n: int) -> list:
+        raise NotImplementedError
+
+    def _optimizer(self, obj, logfile=None):
+        from ase.optimize import BFGS, FIRE
+
+        opts = {"FIRE": FIRE, "BFGS": BFGS}
+        if self.optimizer not in opts:
+            raise CoatflowError(f"unknown NEB optimizer '{self.optimizer}' (FIRE or BFGS)")
+        return opts[self.optimizer](obj, logfile=logfile)
+
+    @job(data="images")
+    def make(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
+        threads = getattr(self, "torch_threads", None)
+        if not threads:
+            return self.run_neb(start, end, hop)
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return self.run_neb(start, end, hop)
+        finally:
+            torch.set_num_threads(before)
+
+    def run_neb(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
+        from ase.mep import NEB
+
+        t0 = time.perf_counter()
+        mig.check_endpoints(start, end, hop)
+        a = AseAtomsAdaptor.get_atoms(start)
+        b = AseAtomsAdaptor.get_atoms(end)
+        calcs = self.calculators(self.n_images + 2)
+        ends = []
+        for atoms, calc in ((a, calcs[0]), (b, calcs[-1])):  # fixed cell: only positions move
+            atoms.calc = calc
+            opt = self._optimizer(atoms)
+            opt.run(fmax=self.fmax, steps=self.endpoint_steps)
+            f = _max_force(atoms.get_forces())
+            ends.append({"energy": float(atoms.get_potential_energy()), "max_force": f, "converged": f <= self.fmax,
+                         "steps": int(opt.nsteps)})
+        images = [a] + [a.copy() for _ in range(self.n_images)] + [b]
+        for im, calc in zip(images[1:-1], calcs[1:-1], strict=True):
+            im.calc = calc
+        neb = NEB(images, climb=self.climb, method="improvedtangent")
+        neb.interpolate("idpp", mic=True)
+        mig.check_images([AseAtomsAdaptor.get_structure(im) for im in images])
+        opt = self._optimizer(neb)
+        opt.run(fmax=self.fmax, steps=self.steps)
+        nf = _max_force(neb.get_forces().reshape(-1, 3))
+        energies = [ends[0]["energy"]] + [float(im.get_potential_energy()) for im in images[1:-1]] + [ends[1]["energy"]]
+        e = np.array(energies) - energies[0]
+        top = int(np.argmax(e))
+        converged = bool(nf <= self.fmax and ends[0]["converged"] and ends[1]["converged"] and 0 < top < len(e) - 1)
+        return MigrationHopResult(
+            hop_label=hop["label"], length=hop["length"], iindex=hop["iindex"], eindex=hop["eindex"],
+            backend=self.backend, n_atoms=len(a), n_images=self.n_images, climbing=self.climb,
+            forward_barrier=float(e[top]), reverse_barrier=float(e[top] - e[-1]), energy_profile=e.tolist(),
+            reaction_coordinate=_path_length(images), climbing_image=top, max_force=nf, fmax=self.fmax,
+            neb_steps=int(opt.nsteps), endpoints=ends, converged=converged,
+            status="converged" if converged else "unconverged", wall_time=time.perf_counter() - t0,
+            images=[AseAtomsAdaptor.get_structure(im) for im in images])
+
+
+def _path_length(images) -> list[float]:
+    """Cumulative distance (Å) along the path, minimum image."""
+    from ase.geometry import find_mic
+
+    s = [0.0]
+    for x, y in zip(images[:-1], images[1:], strict=True):
+        d, _ = find_mic(y.positions - x.positions, x.cell, x.pbc)
+        s.append(s[-1] + float(np.linalg.norm(d)))
+    return s
+
+
+_CHGNET_MODEL = None
+
+
+@dataclass
+class MLIPNebHopMaker(NebHopMaker):
+    """CHGNet CI-NEB; the model is loaded once and shared by per-image calculators."""
+
+    name: str = "mlip neb hop"
+    backend: str = "mlip"
+    torch_threads: int | None = 1  # on a shared 2-core machine one thread is several times faster
+
+    def calculators(self, n: int) -> list:
+        global _CHGNET_MODEL
+        from chgnet.model import CHGNet, CHGNetCalculator
+
+        if _CHGNET_MODEL is None:
+            _CHGNET_MODEL = CHGNet.load(verbose=False)
+        return [CHGNetCalculator(model=_CHGNET_MODEL) for _ in range(n)]
+
+
+@dataclass
+class GpawNebHopMaker(NebHopMaker):
+    """GPAW CI-NEB on a small cell: a separate GPAW calculator (and log) per image."""
+
+    name: str = "gpaw neb hop"
+    backend: str = "gpaw"
+    n_images: int = 3
+    fmax: float = 0.1
+    steps: int = 60
+    endpoint_steps: int = 40
+    calculator_kwargs: dict = field(default_factory=lambda: {"mode": {"name": "pw", "ecut": 350},
+                                                             "kpts": {"density": 2.0, "gamma": True}})
+
+    def calculators(self, n: int) -> list:
+        from coatflow.makers.gpaw import gpaw_calculator
+
+        return [gpaw_calculator(self.calculator_kwargs, txt=f"gpaw_image{i:02d}.txt") for i in range(n)]
+
+
+@dataclass
+class VaspNebInputMaker(Maker):
+    """Writes VASP NEB inputs (00 … NN+1 folders, INCAR, KPOINTS, POTCAR.spec); runs nothing.
+
+    ``vtst=True``: atomate2's ``NebSetGenerator`` climbing-image settings (LCLIMB, IOPT=1, IBRION=3,
+    POTIM=0) need a VASP built with the VTST tools. ``vtst=False``: plain VASP NEB (IBRION=1,
+    SPRING=-5, no climbing image); its highest image is only an estimate of the saddle point.
+    """
+
+    name: str = "vasp neb inputs"
+    backend: str = "vasp"
+    n_images: int = 5
+    vtst: bool = True
+    incar_updates: dict = field(default_factory=lambda: {"EDIFFG": -0.05, "NSW": 200})
+
+    def write_inputs(self, start: Structure, end: Structure, directory: str | Path) -> Path:
+        from atomate2.vasp.sets.core import NebSetGenerator
+        from pymatgen.io.vasp import Poscar
+
+        images = mig.idpp_images(start, end, self.n_images)
+        mig.check_images(images)
+        gen = NebSetGenerator(num_images=self.n_images, climbing_image=self.vtst,
+                              user_incar_settings=dict(self.incar_updates))
+        vis = gen.get_input_set(start, potcar_spec=True)
+        incar = vis.incar
+        if not self.vtst:
+            for k in ("LCLIMB", "IOPT"):
+                incar.pop(k, None)
+            incar.update({"IBRION": 1, "POTIM": 0.3})
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        incar.write_file(d / "INCAR")
+        vis.kpoints.write_file(d / "KPOINTS")
+        (d / "POTCAR.spec").write_text("\n".join(vis.potcar_symbols) + "\n")
+        for i, im in enumerate(images):
+            (d / f"{i:02d}").mkdir(exist_ok=True)
+            Poscar(im).write_file(d / f"{i:02d}" / "POSCAR")
+        return d
+
+    @job
+    def make(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
+        mig.check_endpoints(start, end, hop)
+        d = self.write_inputs(start, end, Path.cwd() / f"neb_hop{hop['label']}")
+        return MigrationHopResult(
+            hop_label=hop["label"], length=hop["length"], iindex=hop["iindex"], eindex=hop["eindex"],
+            backend="vasp", n_atoms=len(start), n_images=self.n_images, climbing=self.vtst, converged=False,
+            status="inputs_written", inputs_dir=str(d))
+
+
+@job(name="migration summary")
+def migration_summary(hops: list, graph: dict, skipped: list, settings: dict) -> dict:
+    """Percolating barrier and dimensionality from the per-hop results (see workflows/migration.py)."""
+    return mig.summarize(hops, graph, skipped, settings)
+
+
+@dataclass
+class MigrationMaker(Maker):
+    """The migration_barrier stage's work for one structure: hop enumeration + one NEB job per hop."""
+
+    name: str = "li migration"
+    hop_maker: Maker = field(default_factory=MLIPNebHopMaker)
+    ion: str = "Li"
+    hop_cutoff: float = 4.0  # Å
+    min_size: float = 8.0  # Å, minimum perpendicular width of the vacancy supercell
+    max_atoms: int = 160
+    max_hops: int = 4  # shortest symmetry-distinct hops kept; the rest are listed as skipped
+
+    @job(name="enumerate li hops")
+    def make(self, structure: Structure, label: str = ""):
+        hops, graph, skipped = mig.plan_hops(structure, self.ion, self.hop_cutoff, self.min_size,
+                                             self.max_atoms, self.max_hops)
+        backend = getattr(self.hop_maker, "backend", "?")
+        n_img = getattr(self.hop_maker, "n_images", "?")
+        msg = (f"migration_barrier {label or structure.composition.reduced_formula}: {len(hops)} NEB job(s) "
+               f"({backend}, {n_img} images, supercells of "
+               f"{', '.join(str(len(h['start'])) for h in hops) or '-'} atoms); {len(skipped)} hop(s) skipped")
+        print(msg, flush=True)
+        logger.info(msg)
+        jobs = []
+        for h in hops:
+            j = self.hop_maker.make(h["start"], h["end"], h["hop"])
+            j.name = f"neb hop {h['hop']['label']} ({h['hop']['length']:.2f} A)"
+            jobs.append(j)
+        settings = {"ion": self.ion, "hop_cutoff": self.hop_cutoff, "min_size": self.min_size,
+                    "backend": backend, "n_images": n_img, "fmax": getattr(self.hop_maker, "fmax", None)}
+        summary = migration_summary([j.output for j in jobs], graph, skipped, settings)
+        return Response(replace=Flow([*jobs, summary], output=summary.output))
+
+
+@register("neb", "mlip")
+def _mlip_neb():
+    return MigrationMaker(hop_maker=MLIPNebHopMaker())
+
+
+@register("neb", "gpaw")
+def _gpaw_neb():
+    return MigrationMaker(hop_maker=GpawNebHopMaker(), min_size=5.0, max_atoms=40, max_hops=1)
+
+
+@register("neb", "vasp")
+def _vasp_neb():
+    return MigrationMaker(hop_maker=VaspNebInputMaker(), min_size=9.0, max_atoms=200)
