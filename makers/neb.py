@@ -185,7 +185,7 @@ class VaspNebInputMaker(Maker):
         gen = NebSetGenerator(num_images=self.n_images, climbing_image=self.vtst,
                               user_incar_settings=dict(self.incar_updates))
         vis = gen.get_input_set(start, potcar_spec=True)
-        incar = vis.incar
+        incar = vis["INCAR"]
         if not self.vtst:
             for k in ("LCLIMB", "IOPT"):
                 incar.pop(k, None)
@@ -193,8 +193,8 @@ class VaspNebInputMaker(Maker):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         incar.write_file(d / "INCAR")
-        vis.kpoints.write_file(d / "KPOINTS")
-        (d / "POTCAR.spec").write_text("\n".join(vis.potcar_symbols) + "\n")
+        vis["KPOINTS"].write_file(d / "KPOINTS")
+        (d / "POTCAR.spec").write_text(str(vis["POTCAR.spec"]).strip() + "\n")
         for i, im in enumerate(images):
             (d / f"{i:02d}").mkdir(exist_ok=True)
             Poscar(im).write_file(d / f"{i:02d}" / "POSCAR")
