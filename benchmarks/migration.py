@@ -1,0 +1,115 @@
+"""Li migration barriers (CI-NEB, CHGNet) of the example set: E_m, dimensionality and wall time.
+
+    python benchmarks/migration.py --store DIR          # read a campaign store (after `coatflow run`)
+    python benchmarks/migration.py --direct [ID ...]    # run the stage directly on example structures
+
+``--store`` reports every candidate that reached the migration_barrier stage, from the stored job
+documents. ``--direct`` relaxes the given example candidates with CHGNet (predicted ones: the
+lowest-energy prototype) and runs the stage's MigrationMaker with the default ``migration`` config,
+whatever the earlier stages say; by default the published references pred-LiTbO2 and pred-LiDyO2
+(0.370 / 0.375 eV) plus ex-Li2O.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+PUBLISHED = {"LiTbO2": 0.370, "LiDyO2": 0.375}
+
+
+def _row(mid, formula, e_m, dim, wall, hops, status=""):
+    ref = PUBLISHED.get(formula)
+    e = "-" if e_m is None else f"{e_m:.3f}"
+    hop_txt = "; ".join(f"{h['hop_label']}:{h['length']:.2f}A "
+                        f"{'-' if h.get('forward_barrier') is None else format(h['forward_barrier'], '.3f')}/"
+                        f"{'-' if h.get('reverse_barrier') is None else format(h['reverse_barrier'], '.3f')}"
+                        f"{'' if h.get('status') == 'converged' else ' ' + str(h.get('status'))}" for h in hops)
+    print(f"{mid:14s} {formula:9s} {e:>7s} {dim:>4s} {wall:8.1f} {status:13s} "
+          f"{'' if ref is None else f'{ref:.3f}':>6s}  {hop_txt}")
+
+
+def _header():
+    print(f"{'candidate':14s} {'formula':9s} {'E_m/eV':>7s} {'dim':>4s} {'wall/s':>8s} {'verdict':13s} "
+          f"{'publ.':>6s}  hops (label:length fwd/rev eV)")
+
+
+def from_store(path: str) -> None:
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.launchers.stores import CampaignStores
+
+    config = CampaignConfig(store={"path": str(Path(path).resolve())})
+    stores = CampaignStores(config).connect()
+    try:
+        docs = stores.jobs.docs_store
+        _header()
+        for v in docs.query({"metadata.coatflow.task": "verdict", "metadata.coatflow.stage": "migration_barrier"}):
+            out = v["output"]
+            stage = docs.query_one({"uuid": out["task_uuids"][0]}, sort={"index": -1})
+            hops = (stage or {}).get("output", {}).get("hops", []) if stage and stage.get("output") else []
+            wall = sum(h.get("wall_time") or 0 for h in hops)
+            _row(out["material_id"], out["formula"], out.get("value"), out["details"].get("dimensionality", "-"),
+                 wall, hops, out["status"])
+    finally:
+        stores.close()
+
+
+def direct(ids: list[str]) -> None:
+    from jobflow import JobStore, run_locally
+    from maggma.stores import MemoryStore
+
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.makers.relax import MLIPBulkRelaxMaker
+    from coatflow.workflows.candidates import load_candidates
+    from coatflow.workflows.migration import migration_maker
+
+    config = CampaignConfig()
+    maker = migration_maker(config)
+    cands = {c.material_id: c for c in load_candidates(config, None)}
+    work = Path(tempfile.mkdtemp(prefix="coatflow-neb-"))
+    _header()
+    for mid in ids:
+        c = cands[mid]
+        store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+        relax = MLIPBulkRelaxMaker()
+        options = [c.structure] if c.structure is not None else [s for _, s in c.prototypes]
+        best = None
+        for s in options:  # lowest energy per atom, as the funnel's polymorph selection
+            j = relax.make(s)
+            run_locally(j, store=store, root_dir=str(work), create_folders=True, log=False)
+            doc = store.get_output(j.uuid)
+            e = doc["output"]["energy"] / len(doc["structure"]["sites"])
+            if best is None or e < best[0]:
+                best = (e, doc["structure"])
+        from pymatgen.core import Structure
+
+        structure = Structure.from_dict(best[1])
+        t0 = time.perf_counter()
+        j = maker.make(structure, mid)
+        run_locally(j, store=store, root_dir=str(work), create_folders=True, log=False)
+        wall = time.perf_counter() - t0
+        doc = store.get_output(j.uuid, which="last")
+        p = doc["percolation"]
+        _row(mid, c.formula, p["e_m"], p["dimensionality"], wall, doc["hops"],
+             f"{structure.get_space_group_info()[0]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", help="campaign store folder to read")
+    parser.add_argument("--direct", nargs="*", help="example candidate ids to run directly")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    if args.store:
+        from_store(args.store)
+    if args.direct is not None:
+        direct(args.direct or ["ex-Li2O", "pred-LiTbO2", "pred-LiDyO2"])
+    if not args.store and args.direct is None:
+        parser.print_help()
+
+
+if __name__ == "__main__":
+    main()
