@@ -16,7 +16,7 @@ correction, which inverted its alignment sign; ``kumagai_sign_fixed`` checks the
 from __future__ import annotations
 
 import numpy as np
-from jobflow import Flow, Response, job
+from jobflow import Flow, OutputReference, Response, job
 from pymatgen.analysis.defects.core import Defect, Interstitial, Substitution, Vacancy
 from pymatgen.analysis.defects.generators import (AntiSiteGenerator, SubstitutionGenerator, VacancyGenerator,
                                                    VoronoiInterstitialGenerator)
@@ -216,11 +216,10 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
     bulk_sc, bulk_prim = _calc(bulk_sc), _calc(bulk_prim)
     eps = np.asarray(dielectric, float)
     eps = np.diag(np.broadcast_to(eps, (3,))) if eps.shape in ((), (3,)) else eps
-    host = prim.composition
+    host = prim.composition.element_composition
     e_host_fu = bulk_prim.energy / host.get_reduced_composition_and_factor()[1]
     host_fu = host.reduced_composition
-    li = li_doc if isinstance(li_doc, dict) else li_doc.model_dump() if hasattr(li_doc, "model_dump") else li_doc
-    e_li = _li_energy(li)
+    e_li = _li_energy(li_doc)
     mu_of, mu_ref = chempot_model(window, pd, host_fu, e_host_fu, e_li)
     dos = dt.BandDos.from_eigenvalues(bulk_prim.eigenvalues, bulk_prim.k_weights, bulk_prim.n_electrons,
                                       prim.volume, bulk_prim.nspins)
@@ -265,12 +264,9 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
 
 
 def _li_energy(li) -> float:
-    """eV/atom of bcc Li from an atomate2 ASE relax output (dict or document)."""
-    out = li.get("output", li) if isinstance(li, dict) else li.output
-    energy = out["energy"] if isinstance(out, dict) else out.energy
-    struct = out["structure"] if isinstance(out, dict) else out.structure
-    n = len(Structure.from_dict(struct) if isinstance(struct, dict) else struct)
-    return float(energy) / n
+    """eV/atom of bcc Li from an atomate2 ASE relax task document (object or dict)."""
+    d = li.model_dump() if hasattr(li, "model_dump") else li
+    return float(d["output"]["energy"]) / int(d["nsites"])
 
 
 def stability_limits(cand_doc, phase_docs) -> tuple[dict, object]:
@@ -308,34 +304,31 @@ def gpaw_kwargs(settings: dict, density: float) -> dict:
             "kpts": {"density": density, "gamma": True}}
 
 
-@job(name="plan defects")
-def defect_flow(ident: dict, relaxed, li_doc, cand_doc, phase_docs, settings: dict, meta: dict) -> Response:
-    """Generate supercells from the relaxed primitive cell; replace this job by their calculations."""
+def _primitive(relaxed) -> Structure:
+    """Primitive standard cell of a relax output (task document, its dict, or a Structure)."""
+    if isinstance(relaxed, Structure):
+        st = relaxed
+    else:
+        st = relaxed["structure"] if isinstance(relaxed, dict) else relaxed.structure
+        st = Structure.from_dict(st) if isinstance(st, dict) else st
+    return SpacegroupAnalyzer(st).get_primitive_standard_structure()
+
+
+def defect_jobs(ident: dict, prim: Structure, li_doc, cand_doc, phase_docs, settings: dict, add) -> None:
+    """Bulk, defect and analysis jobs for ``prim``; ``add(factory, task, label, final)`` files each one
+    under the key make_key(stage key, task, label) (the analysis under the stage key itself)."""
     from coatflow.makers.defects import GpawDefectMaker
-    from coatflow.workflows.campaign import make_key
 
     s = settings
-    out = relaxed.get("output", relaxed) if isinstance(relaxed, dict) else relaxed.output
-    st = out["structure"] if isinstance(out, dict) else out.structure
-    prim = SpacegroupAnalyzer(Structure.from_dict(st) if isinstance(st, dict) else st).get_primitive_standard_structure()
     sc_mat = supercell_matrix(prim, s["min_length"], s["max_atoms"])
     bulk_sc = prim.copy()
     bulk_sc.make_supercell(sc_mat)
     sc_kw = gpaw_kwargs(s, s["kpt_density"])
-    jobs = []
-
-    def add(job_, task, extra):
-        job_.metadata = {**(job_.metadata or {}), "coatflow": {**meta, "key": make_key(meta["key"], task, extra),
-                                                                 "task": task}}
-        job_.name = f"{job_.name} {extra} [{ident['material_id']}]"
-        jobs.append(job_)
-        return job_
-
-    b_sc = add(GpawDefectMaker(name="gpaw bulk supercell", calculator_kwargs=sc_kw).make(bulk_sc), "defect_bulk",
-               "supercell")
-    b_prim = add(GpawDefectMaker(name="gpaw bulk dos", calculator_kwargs={**gpaw_kwargs(s, s["dos_kpt_density"]),
-                                                                          "nbands": "200%"}).make(prim),
-                 "defect_bulk", "primitive")
+    b_sc, _ = add(lambda: GpawDefectMaker(name="gpaw bulk supercell", calculator_kwargs=sc_kw).make(bulk_sc),
+                  "defect_bulk", "supercell", False)
+    dos_kw = {**gpaw_kwargs(s, s["dos_kpt_density"]), "nbands": "200%"}
+    b_prim, _ = add(lambda: GpawDefectMaker(name="gpaw bulk dos", calculator_kwargs=dos_kw).make(prim),
+                    "defect_bulk", "primitive", False)
     specs, calcs, uuids = [], [], []
     for name, defect, charges in defect_set(prim, s.get("substitutions"), s.get("include"),
                                             s.get("charge_padding", 0), s.get("charges")):
@@ -343,15 +336,33 @@ def defect_flow(ident: dict, relaxed, li_doc, cand_doc, phase_docs, settings: di
         for q in charges:
             maker = GpawDefectMaker(name="gpaw defect", charge=q, steps=s["relax_steps"],
                                     relax_kwargs={"fmax": s["fmax"]}, calculator_kwargs=sc_kw)
-            j = add(maker.make(struct), "defect", f"{name} {q:+d}")
+            out, uuid = add(lambda maker=maker, struct=struct: maker.make(struct), "defect", f"{name} {q:+d}", False)
             specs.append({"name": name, "charge": q, "dn": dn_of(defect), "multiplicity": float(defect.multiplicity),
                           "frac_coords": [float(x) for x in frac]})
-            calcs.append(j.output)
-            uuids.append(j.uuid)
-    thermo_job = defect_thermo_job(ident, prim, sc_mat.tolist(), specs, calcs, b_sc.output, b_prim.output, li_doc,
-                                   cand_doc, phase_docs, s["dielectric"], s["dielectric_source"], s, uuids)
-    add(thermo_job, "defect_thermo", "summary")
-    return Response(replace=Flow(jobs, output=thermo_job.output))
+            calcs.append(out)
+            uuids.append(uuid)
+    add(lambda: defect_thermo_job(ident, prim, sc_mat.tolist(), specs, calcs, b_sc, b_prim, li_doc, cand_doc,
+                                  phase_docs, s["dielectric"], s["dielectric_source"], s, uuids),
+        "defect_thermo", "summary", True)
+
+
+@job(name="plan defects")
+def defect_flow(ident: dict, relaxed, li_doc, cand_doc, phase_docs, settings: dict, meta: dict) -> Response:
+    """After the primitive relax: replace this job by the defect calculations and their analysis."""
+    from coatflow.workflows.campaign import make_key
+
+    jobs = []
+
+    def add(factory, task, label, final):
+        j = factory()
+        key = meta["key"] if final else make_key(meta["key"], task, label)
+        j.metadata = {**(j.metadata or {}), "coatflow": {**meta, "key": key, "task": task}}
+        j.name = f"{j.name} {label} [{ident['material_id']}]"
+        jobs.append(j)
+        return j.output, j.uuid
+
+    defect_jobs(ident, _primitive(relaxed), li_doc, cand_doc, phase_docs, settings, add)
+    return Response(replace=Flow(jobs, output=jobs[-1].output))
 
 
 def plan_defects(config, job_store) -> list:
@@ -395,7 +406,7 @@ def plan_defects(config, job_store) -> list:
             rkey = make_key(root, "relax", backend, settings_of(relax))
             r_out, _ = planner.add(plan, rkey, "defects", "relax", backend, lambda: relax.make(structure))
         else:
-            r_out = {"output": {"structure": structure}}
+            r_out = structure
         li_out, _ = planner.add(plan, make_key("Li-bcc", "relax", backend, settings_of(li_relax)), "defects",
                                 "li_reference", backend, lambda: li_relax.make(_ELEMENTS["Li"]()))
         c_out, _ = planner.add(plan, make_key(root, "thermo-relax", "mlip", settings_of(mlip)), "defects", "relax",
@@ -411,7 +422,20 @@ def plan_defects(config, job_store) -> list:
             phase_outs[pid], _ = planner.add(plan, make_key("phase", pid, "relax", "mlip", settings_of(m)),
                                              "defects", "relax", "mlip", lambda m=m, st=st: m.make(st))
         meta = {"key": skey, "material_id": mid, "stage": "defects", "backend": backend}
-        planner.add(plan, make_key(skey, "plan"), "defects", "defect_plan", backend,
-                    lambda: defect_flow(ident, r_out, li_out, c_out, phase_outs, settings, meta))
+        if isinstance(r_out, OutputReference):  # relax still to run: plan the defects after it
+            planner.add(plan, make_key(skey, "plan", r_out.uuid), "defects", "defect_plan", backend,
+                        lambda: defect_flow(ident, r_out, li_out, c_out, phase_outs, settings, meta))
+        else:  # structure known: plan now, so stored calculations are reused on a rerun
+
+            def add(factory, task, label, final, plan=plan):
+                def labelled():
+                    j = factory()
+                    j.name = f"{j.name} {label}"
+                    return j
+
+                return planner.add(plan, skey if final else make_key(skey, task, label), "defects", task, backend,
+                                   labelled)
+
+            defect_jobs(ident, _primitive(r_out), li_out, c_out, phase_outs, settings, add)
         plans.append(plan)
     return plans
