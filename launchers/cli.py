@@ -30,10 +30,9 @@ def _cmd_run(args) -> int:
                         console=console, transient=False)
     state = {}
 
-    def on_plan(plans):
-        todo = sum(1 for p in plans if p.jobs)
-        console.print(f"{len(plans)} candidates; {todo} with work to do, {len(plans) - todo} already complete")
-        state["task"] = progress.add_task("funnel", total=len(plans))
+    def on_start(n_candidates):
+        console.print(f"{n_candidates} candidates; stored work is reused, only missing jobs run")
+        state["task"] = progress.add_task("funnel", total=n_candidates)
 
     def on_candidate(plan, n_done):
         stages = sorted({j.metadata["coatflow"]["stage"] for job in plan.jobs
@@ -42,7 +41,7 @@ def _cmd_run(args) -> int:
         progress.update(state["task"], advance=1, description=f"{plan.candidate.material_id}: {label}")
 
     with progress:
-        report, updated = run_campaign(config, on_plan, on_candidate)
+        report, updated = run_campaign(config, on_start, on_candidate)
     console.print(f"ran {report.jobs_run} jobs in {report.wall_time:.1f} s; {updated} candidate documents updated")
     for err in report.errors:
         console.print(f"[red]job failed[/red] {err}")

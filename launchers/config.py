@@ -67,6 +67,18 @@ class Thresholds(_Strict):
     migration_barrier_max: float = Field(0.7, gt=0, description="eV")
 
 
+class AdsorptionConfig(_Strict):
+    """Li adsorption stage (makers/adsorption.py)."""
+
+    top_k: int = Field(3, ge=1, description="lowest ML sites confirmed with DFT")
+    dft_backend: Literal["vasp", "gpaw"] | None = None
+    layers: int = Field(2, ge=1, description="slab thickness in d_hkl planes")
+    vacuum: float = Field(12.0, gt=0, description="A")
+    min_lw: float = Field(6.0, gt=0, description="A, minimum in-plane cell length")
+    max_index: int = Field(1, ge=1)
+    max_atoms: int = Field(120, ge=2)
+
+
 class DefectsConfig(_Strict):
     """Charged point defects and E_F(mu_Li) (workflows/defects.py); runs on backends.defects (gpaw)."""
 
@@ -131,6 +143,16 @@ class SlabConfig(_Strict):
 
 class RunConfig(_Strict):
     work_dir: str = "coatflow_runs"
+    stop_after: str | None = Field(None, description="last funnel stage to run; None runs them all")
+
+    @field_validator("stop_after")
+    @classmethod
+    def _known_stage(cls, stage):
+        from coatflow.workflows.criteria import STAGES
+
+        if stage is not None and stage not in STAGES:
+            raise ValueError(f"unknown stage '{stage}' (stages: {', '.join(STAGES)})")
+        return stage
 
 
 class HpcConfig(_Strict):
@@ -177,6 +199,7 @@ class CampaignConfig(_Strict):
     candidates: CandidateConfig = CandidateConfig()
     backends: BackendConfig = BackendConfig()
     thresholds: Thresholds = Thresholds()
+    adsorption: AdsorptionConfig = AdsorptionConfig()
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
     slab: SlabConfig = SlabConfig()
@@ -253,6 +276,15 @@ thresholds:                # anode-coating funnel criteria
   insulator_gap_min: 0.5   # eV, interfacial products below this count as electronic conductors
   migration_barrier_max: 0.7  # eV, Li-vacancy CI-NEB barrier
 
+adsorption:                # Li adsorption stage
+  top_k: 3                 # lowest ML sites confirmed with DFT
+  dft_backend: null        # vasp | gpaw | null (no DFT confirmation)
+  layers: 2                # slab thickness, d_hkl planes
+  vacuum: 12.0             # A
+  min_lw: 6.0              # A, minimum in-plane cell length
+  max_index: 1             # facets compared: Miller indices up to this
+  max_atoms: 120           # larger slabs are skipped
+
 store:
   kind: embedded           # embedded (on-disk, no server) | mongodb
   path: coatflow_store     # embedded store folder, relative to this file
@@ -261,6 +293,7 @@ store:
 
 run:
   work_dir: coatflow_runs  # job folders, relative to this file
+  stop_after: null         # last funnel stage to run, e.g. bulk_relax; null runs every stage
 
 slab:                      # surfaces, ionization potentials and work functions (backends.slab, gpaw)
   ip_materials: []         # e.g. [Li, LiF, Li2O]: IP/EA (insulators) or work function (metals)
@@ -275,6 +308,16 @@ slab:                      # surfaces, ionization potentials and work functions 
   plateau_tol: 0.03        # eV, peak-to-peak on a vacuum plateau
   plateau_distance: 3.5    # Å, plateau starts this far from the outermost atoms
 
+migration:                 # Li-vacancy CI-NEB (backends.neb): every symmetry-distinct hop up to the cutoff
+  hop_cutoff: 4.0          # Å, longest Li-Li hop
+  min_size: 8.0            # Å, minimum perpendicular width of the vacancy supercell
+  max_atoms: 160           # hops needing larger supercells are skipped (listed in the result)
+  max_hops: 4              # shortest symmetry-distinct hops computed (others listed as skipped)
+  n_images: 3              # intermediate images (IDPP interpolation)
+  fmax: 0.1                # eV/Å, CI-NEB and fixed-cell endpoint relaxations
+  steps: 150               # CI-NEB step cap; a run that hits it is reported unconverged
+  dft_margin: 0.1          # eV, hops within this of the threshold are listed for DFT confirmation
+
 hpc:                       # coatflow submit / status / resume through FireWorks (docs/hpc.md)
   launchpad_uri: null      # mongodb://user@host:27017/  (password from COATFLOW_MONGODB_PASSWORD)
   launchpad_database: coatflow_fireworks
@@ -285,16 +328,6 @@ hpc:                       # coatflow submit / status / resume through FireWorks
   large_walltime: 86400    # s, the large queue's limit; VASP stops cleanly before it (custodian)
   lost_run_expiry: 900     # s without a ping before a RUNNING job counts as lost
   ping_interval: 300       # s between a running job's pings (FireWorks PING_TIME_SECS)
-
-migration:                 # Li-vacancy CI-NEB (backends.neb): every symmetry-distinct hop up to the cutoff
-  hop_cutoff: 4.0          # Å, longest Li-Li hop
-  min_size: 8.0            # Å, minimum perpendicular width of the vacancy supercell
-  max_atoms: 160           # hops needing larger supercells are skipped (listed in the result)
-  max_hops: 4              # shortest symmetry-distinct hops computed (others listed as skipped)
-  n_images: 3              # intermediate images (IDPP interpolation)
-  fmax: 0.1                # eV/Å, CI-NEB and fixed-cell endpoint relaxations
-  steps: 150               # CI-NEB step cap; a run that hits it is reported unconverged
-  dft_margin: 0.1          # eV, hops within this of the threshold are listed for DFT confirmation
 
 defects:                   # charged point defects and E_F(mu_Li) (backends.defects, gpaw)
   materials: []            # e.g. [LiF] or [Li2O]; Li3PO4 belongs on a cluster

@@ -201,7 +201,7 @@ def submit(config: CampaignConfig) -> SubmitReport:
     _lp_kwargs(config)  # no LaunchPad configured: fail before planning
     stores = CampaignStores(config)
     try:
-        plans = plan_campaign(config, stores)
+        plans, _ = plan_campaign(config, stores)
     finally:
         stores.close()
     write_worker_files(config)

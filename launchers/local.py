@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.launchers.stores import CampaignStores
@@ -12,7 +13,7 @@ from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport,
 from coatflow.workflows.candidates import load_candidates
 
 #: Tasks the funnel runs, and the config field naming each one's backend.
-FUNNEL_TASKS = ("relax", "elastic", "neb")
+FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb")
 
 
 def build_candidates(stores: CampaignStores) -> int:
@@ -24,52 +25,44 @@ def build_candidates(stores: CampaignStores) -> int:
     return len(docs)
 
 
-def run_campaign(config: CampaignConfig, on_plan: Callable[[list[CandidatePlan]], None] | None = None,
-                 on_candidate: Callable[[CandidatePlan, int], None] | None = None) -> tuple[RunReport, int]:
-    """Plan every candidate, run what is not yet stored, and rebuild the candidates collection."""
+def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = False) -> tuple[Iterable, int]:
+    """(plans, how many) for every candidate and requested side calculation; connects ``stores``.
+
+    Backends are checked and candidates loaded before anything is written. With ``lazy``, each
+    candidate is planned just before it is used, so ``run_plans`` reuses what the previous ones stored.
+    """
     for task in FUNNEL_TASKS:  # fail before any job starts
-        get_maker(task, getattr(config.backends, task))
-    stores = CampaignStores(config)
-    try:
-        stores.cache.connect() if config.candidates.source == "materials_project" else None
-        candidates = load_candidates(config, stores.cache)
-        stores.connect()
-        planner = FunnelPlanner(config, stores.jobs)
-        plans = [planner.plan(c) for c in candidates]
-        if config.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
-            from coatflow.workflows.surfaces import plan_surfaces
-
-            plans += plan_surfaces(config, stores.jobs)
-        if config.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
-            from coatflow.workflows.defects import plan_defects
-
-            plans += plan_defects(config, stores.jobs)
-        if on_plan:
-            on_plan(plans)
-        report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), on_candidate)
-        updated = build_candidates(stores)
-    finally:
-        stores.close()
-    return report, updated
-
-
-def plan_campaign(config: CampaignConfig, stores: CampaignStores) -> list[CandidatePlan]:
-    """Every candidate's remaining plan (``coatflow submit``): the same checks, loading and planning as
-    ``run_campaign``, all at once; connects ``stores``."""
-    for task in FUNNEL_TASKS:  # fail before anything is submitted
         get_maker(task, getattr(config.backends, task))
     if config.candidates.source == "materials_project":
         stores.cache.connect()
     candidates = load_candidates(config, stores.cache)
     stores.connect()
     planner = FunnelPlanner(config, stores.jobs)
-    plans = [planner.plan(c) for c in candidates]
-    if config.slab.ip_materials:
+    plans: Iterable[CandidatePlan] = (planner.plan(c) for c in candidates)
+    n_plans = len(candidates)
+    if config.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
         from coatflow.workflows.surfaces import plan_surfaces
 
-        plans += plan_surfaces(config, stores.jobs)
-    if config.defects.materials:
+        surface_plans = plan_surfaces(config, stores.jobs)
+        plans, n_plans = itertools.chain(plans, surface_plans), n_plans + len(surface_plans)
+    if config.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
         from coatflow.workflows.defects import plan_defects
 
-        plans += plan_defects(config, stores.jobs)
-    return plans
+        defect_plans = plan_defects(config, stores.jobs)
+        plans, n_plans = itertools.chain(plans, defect_plans), n_plans + len(defect_plans)
+    return (plans if lazy else list(plans)), n_plans
+
+
+def run_campaign(config: CampaignConfig, on_start: Callable[[int], None] | None = None,
+                 on_candidate: Callable[[CandidatePlan, int], None] | None = None) -> tuple[RunReport, int]:
+    """Plan every candidate, run what is not yet stored, and rebuild the candidates collection."""
+    stores = CampaignStores(config)
+    try:
+        plans, n_plans = plan_campaign(config, stores, lazy=True)
+        if on_start:
+            on_start(n_plans)
+        report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), on_candidate)
+        updated = build_candidates(stores)
+    finally:
+        stores.close()
+    return report, updated

@@ -76,6 +76,7 @@ def get_maker(task: str, backend: str) -> Maker:
 def _load_makers() -> None:
     # Importing the maker modules fills the registry.
     from coatflow.makers import relax  # noqa: F401
+    from coatflow.makers import adsorption  # noqa: F401
     from coatflow.makers import gpaw, slab  # noqa: F401
     from coatflow.makers import elastic  # noqa: F401
     from coatflow.makers import defects  # noqa: F401

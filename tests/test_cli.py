@@ -20,7 +20,7 @@ def _count_docs(config_path):
 
 
 def test_campaign_runs_reruns_without_new_documents_and_queries(write_config, structure_dir, capsys):
-    cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir)]})
+    cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir)]}, run={"stop_after": "bulk_relax"})
     assert main(["run", "-c", cfg]) == 0
     jobs, cands = _count_docs(cfg)
     # Li2O, LiF: filter + relax + verdict; LiRhO2 stops at the filter (precious Rh)
@@ -47,7 +47,8 @@ def test_campaign_runs_reruns_without_new_documents_and_queries(write_config, st
 def test_builder_is_incremental_and_idempotent(write_config, structure_dir):
     from coatflow.launchers.local import build_candidates
 
-    cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir / "LiRhO2.json")]})
+    cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir / "LiRhO2.json")]},
+                       run={"stop_after": "bulk_relax"})
     assert main(["run", "-c", cfg]) == 0
     stores = CampaignStores(load_config(cfg)).connect()
     try:

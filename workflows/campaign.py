@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from monty.json import MontyDecoder, jsanitize
 from coatflow.makers.registry import get_maker
 from coatflow.workflows import stages
 from coatflow.workflows.candidates import Candidate
+from coatflow.workflows.criteria import STAGES
 from coatflow.workflows.schemas import StageResult
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ class CandidatePlan:
     jobs: list[Job] = field(default_factory=list)
     cached: dict[str, StageResult] = field(default_factory=dict)
     stopped_at: str | None = None
+    #: key of the computation that produced the structure later stages work on; computation keys
+    #: derive from it (never from verdict keys, so a changed threshold re-runs only verdicts)
+    structure_key: str | None = None
 
     @property
     def ident(self) -> dict:
@@ -100,13 +104,13 @@ class FunnelPlanner:
         key = make_key(root, "database_filter", self.thresholds)
         verdict = self.gate(plan, key, "database_filter", None, lambda: stages.database_filter(
             plan.ident, cand.structure, dict(cand.prototypes), cand.mp_properties, self.thresholds))
-        if verdict is None:
+        if verdict is None or self.config.run.stop_after == "database_filter":
             return plan
-        verdict = self.plan_relax(plan, key, verdict)
-        for extra in STAGE_PLANNERS:
+        verdict = self.plan_relax(plan, root, verdict)
+        for extra in stage_planners(self.config.run.stop_after):
             if verdict is None:
                 break
-            verdict = extra(self, plan, key, verdict)
+            verdict = extra(self, plan, plan.structure_key, verdict)
         return plan
 
     def plan_relax(self, plan: CandidatePlan, upstream: str, verdict):
@@ -115,7 +119,7 @@ class FunnelPlanner:
         settings = settings_of(maker)
         cand = plan.candidate
         if not cand.predicted:
-            rkey = make_key(upstream, "relax", backend, settings)
+            rkey = plan.structure_key = make_key(upstream, "relax", backend, settings)
             out, uuid = self.add(plan, rkey, "bulk_relax", "relax", backend, lambda: maker.make(verdict.structure))
             return self.gate(plan, make_key(rkey, "verdict"), "bulk_relax", backend,
                              lambda: stages.record_relaxation(plan.ident, out, backend, uuid))
@@ -128,13 +132,32 @@ class FunnelPlanner:
             outs.append(out)
             uuids.append(uuid)
             pids.append(pid)
-        vkey = make_key(upstream, "polymorphs", backend, settings)
+        vkey = plan.structure_key = make_key(upstream, "polymorphs", backend, settings)
         return self.gate(plan, vkey, "bulk_relax", backend,
                          lambda: stages.select_polymorph(plan.ident, outs, pids, backend, uuids))
 
 
-#: Later stages register here: ``planner(FunnelPlanner, CandidatePlan, upstream_key, verdict) -> verdict | None``.
-STAGE_PLANNERS: list[Callable] = []
+def stage_planners(stop_after: str | None = None) -> list[Callable]:
+    """Planners of the stages after bulk_relax, in ``STAGES`` order, up to ``stop_after``.
+
+    Each is ``plan_x(planner, plan, upstream_key, verdict) -> verdict | None``.
+    """
+    from coatflow.workflows.adsorption import plan_li_adsorption
+    from coatflow.workflows.elastic import plan_shear_modulus
+    from coatflow.workflows.migration import plan_migration_barrier
+    from coatflow.workflows.thermo_stages import (
+        plan_interfacial_reactions, plan_phase_stability, plan_stability_window)
+
+    by_stage = {
+        "shear_modulus": plan_shear_modulus,
+        "phase_stability": plan_phase_stability,
+        "stability_window": plan_stability_window,
+        "li_adsorption": plan_li_adsorption,
+        "interfacial_reactions": plan_interfacial_reactions,
+        "migration_barrier": plan_migration_barrier,
+    }
+    order = list(STAGES[: STAGES.index(stop_after) + 1] if stop_after else STAGES)
+    return [by_stage[s] for s in order if s in by_stage]
 
 
 @dataclass
@@ -155,43 +178,34 @@ class _ErrorCollector(logging.Handler):
         self.messages.append(record.getMessage().splitlines()[0])
 
 
-def run_plans(plans: list[CandidatePlan], job_store: JobStore, work_dir: Path,
+def run_plans(plans: Iterable[CandidatePlan], job_store: JobStore, work_dir: Path,
               on_candidate: Callable[[CandidatePlan, int], None] | None = None) -> RunReport:
-    """Run each candidate's remaining jobs locally, into the job store."""
-    report = RunReport(candidates=len(plans))
+    """Run each plan's jobs locally, into the job store.
+
+    ``plans`` may be lazy: a generator that plans each candidate just before it runs reuses the
+    work stored by the candidates before it (shared competing phases, the Li reference).
+    """
+    report = RunReport()
     t0 = time.perf_counter()
     work_dir.mkdir(parents=True, exist_ok=True)
     for plan in plans:
+        cand = plan.candidate
+        report.candidates += 1
         n_done = 0
         if plan.jobs:
             collector = _ErrorCollector()
             jf_logger = logging.getLogger("jobflow")
             jf_logger.addHandler(collector)
             try:
-                responses = run_locally(Flow(plan.jobs, name=plan.candidate.material_id), store=job_store,
+                responses = run_locally(Flow(plan.jobs, name=cand.material_id), store=job_store,
                                         create_folders=True, root_dir=str(work_dir), log=False)
             finally:
                 jf_logger.removeHandler(collector)
             n_done = len(responses)
             report.jobs_run += n_done
             report.jobs_failed += len(collector.messages)
-            report.errors += [f"{plan.candidate.material_id}: {m}" for m in collector.messages]
+            report.errors += [f"{cand.material_id}: {m}" for m in collector.messages]
         if on_candidate:
             on_candidate(plan, n_done)
     report.wall_time = time.perf_counter() - t0
     return report
-
-
-# Energy and elasticity stages (issue 3). li_adsorption's planner belongs between the window and
-# interfacial_reactions, i.e. inserted before the last line below.
-from coatflow.workflows.elastic import plan_shear_modulus  # noqa: E402
-from coatflow.workflows.thermo_stages import (  # noqa: E402
-    plan_interfacial_reactions, plan_phase_stability, plan_stability_window)
-
-STAGE_PLANNERS += [plan_shear_modulus, plan_phase_stability, plan_stability_window]
-STAGE_PLANNERS.append(plan_interfacial_reactions)
-
-# Li migration barrier (issue 7): the last stage, always the last planner.
-from coatflow.workflows.migration import plan_migration_barrier  # noqa: E402
-
-STAGE_PLANNERS.append(plan_migration_barrier)
