@@ -251,6 +251,12 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
         points.append(FermiPoint(mu_li=row["mu_li"], voltage=-row["mu_li"], chempots=row["dmu"],
                                  fermi_level=row["fermi_level"], electrons=n_e, holes=n_h, concentrations=conc,
                                  dominant=dt.dominant_species(row["concentrations"], qmap)))
+    warnings = []
+    for d in solver:
+        bad = [p.mu_li for p in points if d.formation_energy(p.fermi_level, p.chempots) < 0]
+        if bad:
+            warnings.append(f"E_f({d.name} {d.charge:+d}) < 0 at the solved E_F for mu_Li in [{min(bad):.2f}, "
+                            f"{max(bad):.2f}] eV: dilute limit broken (unconverged settings or unstable host)")
     regimes = dt.slope_regimes([p.mu_li for p in points][::-1], [p.fermi_level for p in points][::-1])
     return DefectThermoDoc(
         material_id=ident["material_id"], formula=ident["formula"], backend=settings.get("backend", "gpaw"),
@@ -258,7 +264,7 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
         dielectric=eps.tolist(), dielectric_source=dielectric_source, vbm=vbm, band_gap=dos.gap,
         window=window, mu_reference=mu_ref, charge_states=states, fermi=points,
         fermi_level_li_rich=points[0].fermi_level, fermi_level_li_poor=points[-1].fermi_level,
-        slope_regimes=regimes, timings=timings, settings=settings,
+        slope_regimes=regimes, warnings=warnings, timings=timings, settings=settings,
         freysoldt_note=("Freysoldt from GPAW planar averages, bulk and defect on one lattice and grid; "
                         f"Kumagai sign fix of pymatgen-analysis-defects PR #226 present: {kumagai_sign_fixed()}"))
 
