@@ -9,6 +9,7 @@ from atomate2.vasp.jobs.mp import MPGGARelaxMaker
 from jobflow import Maker
 from pymatgen.core import Structure
 
+from coatflow.makers.mlip import CHGNET_CALCULATOR
 from coatflow.makers.registry import get_maker, register
 
 
@@ -18,6 +19,7 @@ class MLIPBulkRelaxMaker(ForceFieldRelaxMaker):
 
     name: str = "mlip bulk relax"
     force_field_name: str = "CHGNet"
+    calculator_meta: str = CHGNET_CALCULATOR
     relax_cell: bool = True
     steps: int = 500
     relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.05})
