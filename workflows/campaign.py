@@ -72,18 +72,23 @@ class FunnelPlanner:
 
     def add(self, plan: CandidatePlan, key: str, stage: str, task: str, backend: str | None,
             factory: Callable[[], Job | Flow]):
-        """(output, uuid): the stored output for ``key``, or a new job's output reference."""
+        """(output, uuid): the stored output for ``key``, or a new job's output reference.
+
+        Every job of a new Flow, including those it creates at run time, is labelled with the
+        material, stage, task and backend; only the job that produces the output carries ``key``.
+        """
         stored = self.stored(key)
         if stored is not None:
             return stored
         new = factory()
-        meta = {"key": key, "material_id": plan.candidate.material_id, "stage": stage, "task": task,
-                "backend": backend}
-        for j in new.jobs if isinstance(new, Flow) else [new]:
-            j.metadata = {**(j.metadata or {}), "coatflow": meta}
+        label = {"material_id": plan.candidate.material_id, "stage": stage, "task": task, "backend": backend}
+        new.update_metadata({"coatflow": label}, dynamic=True)
+        producer = _output_job(new)
+        producer.metadata["coatflow"] = {**label, "key": key}
+        for j in [new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]:
             j.name = f"{j.name} [{plan.candidate.material_id}]"
         plan.jobs.append(new)
-        return new.output, new.uuid
+        return new.output, producer.uuid
 
     def gate(self, plan: CandidatePlan, key: str, stage: str, backend: str | None, factory: Callable[[], Job]):
         """Add a stage-verdict job; returns its output, or None when a stored verdict failed."""
@@ -135,6 +140,15 @@ class FunnelPlanner:
         vkey = plan.structure_key = make_key(upstream, "polymorphs", backend, settings)
         return self.gate(plan, vkey, "bulk_relax", backend,
                          lambda: stages.select_polymorph(plan.ident, outs, pids, backend, uuids))
+
+
+def _output_job(new: Job | Flow) -> Job:
+    """The job whose output is the output of ``new`` (the last job when that is ambiguous)."""
+    if isinstance(new, Job):
+        return new
+    jobs = [j for j, _ in new.iterflow()]
+    uuid = getattr(new.output, "uuid", None)
+    return next((j for j in jobs if j.uuid == uuid), jobs[-1])
 
 
 def stage_planners(stop_after: str | None = None) -> list[Callable]:
