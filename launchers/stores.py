@@ -55,8 +55,7 @@ def make_store(config: CampaignConfig, collection: str, blobs: bool = False) -> 
     """One collection of the configured database."""
     sc = config.store
     if sc.kind == "embedded":
-        path = config.resolve(sc.path)
-        path.mkdir(parents=True, exist_ok=True)
+        path = config.resolve(sc.path)  # created on first connect, not before
         return MontyStore(collection, database_path=str(path), database_name=sc.database, storage="sqlite")
     cls = EnvPasswordGridFSStore if blobs else EnvPasswordMongoStore
     return cls(uri=sc.uri, database=sc.database, collection_name=collection)

@@ -74,3 +74,15 @@ def test_database_filters_go_into_the_mp_query(tmp_path):
     assert q["band_gap"] == (0.5, None) and q["energy_above_hull"] == (0.0, 0.005)
     assert set(PRECIOUS_ELEMENTS) <= set(q["exclude_elements"]) and "U" in q["exclude_elements"]
     assert excluded_elements("Li2PtO3", ["precious"]) == {"precious": ["Pt"]}
+
+
+def test_backend_that_cannot_run_is_named_before_any_job(tmp_path, monkeypatch):
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.launchers.local import run_campaign
+
+    monkeypatch.setenv("ATOMATE2_VASP_CMD", "vasp_std_not_installed")
+    cfg = CampaignConfig(backends={"relax": "vasp"}, store={"path": str(tmp_path / "s")})
+    with pytest.raises(CoatflowError, match="backend 'vasp' for task 'relax' cannot run here: missing the VASP "
+                                            "command 'vasp_std_not_installed'"):
+        run_campaign(cfg)
+    assert not (tmp_path / "s").exists()  # nothing written
