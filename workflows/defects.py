@@ -94,9 +94,9 @@ def dn_of(defect: Defect) -> dict[str, int]:
 
 def image_distance(lattice: Lattice) -> float:
     """Shortest distance between a point and its periodic images (Å)."""
-    m = lattice.matrix
+    m = lattice.get_lll_reduced_lattice().matrix
     r = range(-1, 2)
-    return float(min(np.linalg.norm(np.array([i, j, k]) @ m) for i in r for j in r for k in r if (i, j, k) != (0, 0, 0)))
+    return float(min(np.linalg.norm(np.array([i, j, k]) @ m) for i in r for j in r for k in r if any((i, j, k))))
 
 
 def supercell_matrix(prim: Structure, min_length: float, max_atoms: int) -> np.ndarray:
@@ -217,13 +217,15 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
     eps = np.asarray(dielectric, float)
     eps = np.diag(np.broadcast_to(eps, (3,))) if eps.shape in ((), (3,)) else eps
     host = prim.composition.element_composition
-    e_host_fu = bulk_prim.energy / host.get_reduced_composition_and_factor()[1]
+    n_fu = host.get_reduced_composition_and_factor()[1] * len(bulk_sc.structure) / len(prim)
+    e_host_fu = bulk_sc.energy / n_fu  # the supercell's k-mesh, so k-point errors cancel in E_f
     host_fu = host.reduced_composition
     e_li = _li_energy(li_doc)
     mu_of, mu_ref = chempot_model(window, pd, host_fu, e_host_fu, e_li)
     dos = dt.BandDos.from_eigenvalues(bulk_prim.eigenvalues, bulk_prim.k_weights, bulk_prim.n_electrons,
                                       prim.volume, bulk_prim.nspins)
-    vbm = float(np.max(np.asarray(bulk_prim.eigenvalues)[..., : int(round(bulk_prim.n_electrons * bulk_prim.nspins / 2))]))
+    n_val = int(round(bulk_prim.n_electrons * bulk_prim.nspins / 2))
+    vbm = float(np.max(np.asarray(bulk_prim.eigenvalues)[..., :n_val]))
     temperature = settings["temperature"]
     states, solver = [], []
     mu_rich = mu_of(window["mu_li_max"])
