@@ -188,7 +188,7 @@ def test_vasp_defect_inputs(lif_prim, monkeypatch):
 # -- GPAW end to end -------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(os.environ.get("COATFLOW_SKIP_DFT") == "1", reason="COATFLOW_SKIP_DFT=1")
+@pytest.mark.slow
 def test_lif_defects_end_to_end(tmp_path):
     """coatflow run on LiF (16-atom cell, V_Li and Li_i in two charge states) and coatflow query."""
     import subprocess
