@@ -186,7 +186,8 @@ class MigrationConfig(_Strict):
     """Li-vacancy migration stage (makers/neb.py, workflows/migration.py)."""
 
     hop_cutoff: float = Field(4.0, gt=0, description="Å, longest Li-Li hop considered")
-    min_size: float = Field(8.0, gt=0, description="Å, minimum perpendicular width of the vacancy supercell")
+    rel_cutoff: float | None = Field(1.3, ge=1, description="skip hops longer than this x the shortest hop")
+    min_size: float = Field(7.0, gt=0, description="Å, minimum perpendicular width of the vacancy supercell")
     max_atoms: int = Field(160, ge=2, description="hops needing larger supercells are skipped")
     max_hops: int = Field(4, ge=1, description="shortest symmetry-distinct hops computed")
     n_images: int = Field(3, ge=1, description="intermediate NEB images")
@@ -310,7 +311,8 @@ slab:                      # surfaces, ionization potentials and work functions 
 
 migration:                 # Li-vacancy CI-NEB (backends.neb): every symmetry-distinct hop up to the cutoff
   hop_cutoff: 4.0          # Å, longest Li-Li hop
-  min_size: 8.0            # Å, minimum perpendicular width of the vacancy supercell
+  rel_cutoff: 1.3          # ... and no longer than 1.3 x the shortest Li-Li hop (null: no limit)
+  min_size: 7.0            # Å, minimum perpendicular width of the vacancy supercell
   max_atoms: 160           # hops needing larger supercells are skipped (listed in the result)
   max_hops: 4              # shortest symmetry-distinct hops computed (others listed as skipped)
   n_images: 3              # intermediate images (IDPP interpolation)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from jobflow import Flow, Maker, Response, job
+from jobflow import CURRENT_JOB, Flow, Maker, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -224,14 +224,15 @@ class MigrationMaker(Maker):
     hop_maker: Maker = field(default_factory=MLIPNebHopMaker)
     ion: str = "Li"
     hop_cutoff: float = 4.0  # Å
-    min_size: float = 8.0  # Å, minimum perpendicular width of the vacancy supercell
+    rel_cutoff: float | None = 1.3  # hops longer than this x the shortest one are skipped (listed)
+    min_size: float = 7.0  # Å, minimum perpendicular width of the vacancy supercell
     max_atoms: int = 160
     max_hops: int = 4  # shortest symmetry-distinct hops kept; the rest are listed as skipped
 
     @job(name="enumerate li hops")
     def make(self, structure: Structure, label: str = ""):
         hops, graph, skipped = mig.plan_hops(structure, self.ion, self.hop_cutoff, self.min_size,
-                                             self.max_atoms, self.max_hops)
+                                             self.max_atoms, self.max_hops, self.rel_cutoff)
         backend = getattr(self.hop_maker, "backend", "?")
         n_img = getattr(self.hop_maker, "n_images", "?")
         msg = (f"migration_barrier {label or structure.composition.reduced_formula}: {len(hops)} NEB job(s) "
@@ -244,9 +245,17 @@ class MigrationMaker(Maker):
             j = self.hop_maker.make(h["start"], h["end"], h["hop"])
             j.name = f"neb hop {h['hop']['label']} ({h['hop']['length']:.2f} A)"
             jobs.append(j)
-        settings = {"ion": self.ion, "hop_cutoff": self.hop_cutoff, "min_size": self.min_size,
+        # label the run-time jobs like the planner labels its own (without the stage key)
+        meta = getattr(CURRENT_JOB.job, "metadata", None) or {}
+        label = {k: v for k, v in (meta.get("coatflow") or {}).items() if k != "key"}
+        settings = {"ion": self.ion, "hop_cutoff": self.hop_cutoff, "rel_cutoff": self.rel_cutoff,
+                    "min_size": self.min_size,
                     "backend": backend, "n_images": n_img, "fmax": getattr(self.hop_maker, "fmax", None)}
         summary = migration_summary([j.output for j in jobs], graph, skipped, settings)
+        if label:
+            for j, task in [*((j, "neb_hop") for j in jobs), (summary, "neb_summary")]:
+                j.metadata = {**(j.metadata or {}), "coatflow": {**label, "task": task}}
+                j.name = f"{j.name} [{label.get('material_id')}]"
         return Response(replace=Flow([*jobs, summary], output=summary.output))
 
 

@@ -78,6 +78,10 @@ def test_li2o_hops_and_endpoint_checks():
     # percolation graph: the a/2 hop alone connects the simple-cubic Li sublattice in 3D
     short = hops[0]["hop"]["label"]
     assert mig.percolation(graph["n_sites"], graph["edges"], {short: 0.3})["dimensionality"] == "3D"
+    # rel_cutoff keeps the a/2 hop and lists the a/sqrt(2) one as skipped
+    hops, _, skipped = mig.plan_hops(li2o_cubic(), "Li", cutoff=3.5, min_size=4.5, rel_cutoff=1.3)
+    assert len(hops) == 1 and [round(s["length"], 2) for s in skipped] == [3.29]
+    assert "rel_cutoff" in skipped[0]["reason"]
 
 
 def test_endpoint_checks_catch_extra_atom_and_lost_ion():
@@ -175,7 +179,9 @@ def test_li2o_vacancy_hop_chgnet_through_planner(tmp_path):
     report = run_plans([plan], store, tmp_path)
     assert report.jobs_failed == 0, report.errors
 
-    hop = store.query_one({"name": {"$regex": "^neb hop"}}, load=True)["output"]
+    hop_doc = store.query_one({"name": {"$regex": "^neb hop"}}, load=True)
+    assert hop_doc["metadata"]["coatflow"]["material_id"] == "test-Li2O"  # run-time jobs are labelled
+    hop = hop_doc["output"]
     assert hop["climbing"] and hop["converged"] and hop["status"] == "converged"
     assert 0 < hop["climbing_image"] < len(hop["energy_profile"]) - 1
     assert hop["max_force"] <= 0.1

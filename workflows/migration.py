@@ -142,9 +142,13 @@ def idpp_images(start: Structure, end: Structure, n_images: int) -> list[Structu
 
 # -- hop enumeration ----------------------------------------------------------------------------
 
-def plan_hops(structure: Structure, ion: str = "Li", cutoff: float = 3.5, min_size: float = 8.0,
-              max_atoms: int = 160, max_hops: int = 4) -> tuple[list[dict], dict, list[dict]]:
-    """(hops to compute, Li-site graph, skipped hops). Each hop: {"hop", "start", "end"}."""
+def plan_hops(structure: Structure, ion: str = "Li", cutoff: float = 4.0, min_size: float = 7.0,
+              max_atoms: int = 160, max_hops: int = 4, rel_cutoff: float | None = None
+              ) -> tuple[list[dict], dict, list[dict]]:
+    """(hops to compute, Li-site graph, skipped hops). Each hop: {"hop", "start", "end"}.
+
+    Hops longer than ``cutoff`` are not enumerated; hops longer than ``rel_cutoff`` x the shortest hop,
+    beyond ``max_hops``, or needing more than ``max_atoms`` are listed as skipped."""
     from pymatgen.analysis.diffusion.neb.full_path_mapper import MigrationGraph
 
     if not isinstance(structure, Structure):
@@ -161,11 +165,15 @@ def plan_hops(structure: Structure, ion: str = "Li", cutoff: float = 3.5, min_si
     uniq = sorted(mg.unique_hops.values(), key=lambda h: h["hop_distance"])
     hops, skipped = [], []
     n_sc = len(cell) * abs(round(np.linalg.det(np.array(scaling, dtype=float))))
+    longest = rel_cutoff * uniq[0]["hop_distance"] if (rel_cutoff and uniq) else math.inf
     for h in uniq:
         hop = {"label": int(h["hop_label"]), "length": float(h["hop_distance"]), "iindex": int(h["iindex"]),
                "eindex": int(h["eindex"]), "ipos": [float(x) for x in h["ipos"]],
                "epos": [float(x) for x in h["epos"]], "ion": ion, "scaling": scaling,
                "multiplicity": sum(e[3] == h["hop_label"] for e in graph["edges"])}
+        if hop["length"] > longest + 1e-6:
+            skipped.append({**hop, "reason": f"longer than migration.rel_cutoff = {rel_cutoff} x the shortest hop"})
+            continue
         if len(hops) >= max_hops:
             skipped.append({**hop, "reason": f"beyond migration.max_hops = {max_hops}"})
             continue
@@ -346,8 +354,8 @@ def migration_maker(config):
         hop = dataclasses.replace(hop, n_images=m.n_images, fmax=m.fmax, steps=m.steps)
     else:
         hop = dataclasses.replace(hop, n_images=m.n_images)
-    return dataclasses.replace(maker, hop_maker=hop, hop_cutoff=m.hop_cutoff, min_size=m.min_size,
-                               max_atoms=m.max_atoms, max_hops=m.max_hops)
+    return dataclasses.replace(maker, hop_maker=hop, hop_cutoff=m.hop_cutoff, rel_cutoff=m.rel_cutoff,
+                               min_size=m.min_size, max_atoms=m.max_atoms, max_hops=m.max_hops)
 
 
 def plan_migration_barrier(planner, plan, upstream_key: str, verdict):
@@ -364,7 +372,7 @@ def plan_migration_barrier(planner, plan, upstream_key: str, verdict):
         if isinstance(verdict, StageResult) and isinstance(verdict.structure, Structure):
             # structure known now: say how many NEB jobs this candidate will cost
             hops, _, skipped = plan_hops(verdict.structure, maker.ion, maker.hop_cutoff, maker.min_size,
-                                         maker.max_atoms, maker.max_hops)
+                                         maker.max_atoms, maker.max_hops, maker.rel_cutoff)
             logger.warning("%s: migration_barrier plans %d NEB job(s) (%d hop(s) skipped)",
                            plan.candidate.material_id, len(hops), len(skipped))
         doc, uuid = _add_new(planner, plan, key, backend, maker.make(verdict.structure, plan.candidate.material_id))
