@@ -76,7 +76,11 @@ class AdsorptionConfig(_Strict):
     vacuum: float = Field(12.0, gt=0, description="A")
     min_lw: float = Field(6.0, gt=0, description="A, minimum in-plane cell length")
     max_index: int = Field(1, ge=1)
-    max_atoms: int = Field(120, ge=2)
+    max_atoms: int = Field(60, ge=2, description="larger slabs are skipped")
+    max_surfaces: int = Field(2, ge=1, description="terminations relaxed (lowest single-point surface energy)")
+    max_sites: int = Field(6, ge=1, description="sites relaxed (lowest single-point energy)")
+    fmax: float = Field(0.1, gt=0, description="eV/A, slab and site relaxations")
+    steps: int = Field(150, ge=1, description="optimizer steps cap per relaxation")
 
 
 class DefectsConfig(_Strict):
@@ -284,7 +288,11 @@ adsorption:                # Li adsorption stage
   vacuum: 12.0             # A
   min_lw: 6.0              # A, minimum in-plane cell length
   max_index: 1             # facets compared: Miller indices up to this
-  max_atoms: 120           # larger slabs are skipped
+  max_atoms: 60            # larger slabs are skipped
+  max_surfaces: 2          # terminations relaxed: lowest single-point surface energy first
+  max_sites: 6             # sites relaxed: lowest single-point energy first
+  fmax: 0.1                # eV/A, slab and site relaxations
+  steps: 150               # optimizer steps cap per relaxation (not converged -> flagged)
 
 store:
   kind: embedded           # embedded (on-disk, no server) | mongodb

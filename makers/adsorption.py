@@ -25,12 +25,13 @@ from pymatgen.io.ase import AseAtomsAdaptor
 
 from coatflow.makers.registry import _MAKERS, _load_makers, backend_problems, get_maker, register
 from coatflow.workflows import adsorption as phys
+from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import AdsorptionSite, LiAdsorptionDoc
 
 
-def _ff(relax_cell: bool, steps: int = 300) -> ForceFieldRelaxMaker:
+def _ff(relax_cell: bool, steps: int = 300, fmax: float = 0.05) -> ForceFieldRelaxMaker:
     return ForceFieldRelaxMaker(force_field_name="CHGNet", relax_cell=relax_cell, steps=steps,
-                                relax_kwargs={"fmax": 0.05})
+                                relax_kwargs={"fmax": fmax})
 
 
 @dataclass
@@ -48,7 +49,11 @@ class LiAdsorptionMaker(AdsorptionMaker):
     min_lw: float = 6.0
     layers: int = 2  # d_hkl planes (pymatgen in_unit_planes)
     max_index: int = 1
-    max_atoms: int = 120
+    max_atoms: int = 60
+    max_surfaces: int = 2  # terminations relaxed: the lowest by unrelaxed (single-point) surface energy
+    max_sites: int = 6  # sites relaxed: the lowest by single-point energy of the unrelaxed Li position
+    fmax: float = 0.1  # eV/A, slab and site relaxations
+    steps: int = 150  # optimizer steps cap, slab and site relaxations (not converged -> flagged)
     fix_fraction: float = 0.5  # bottom half of the slab fixed
     backend: str = "mlip"
     dft_backend: str | None = None
@@ -89,10 +94,12 @@ def dft_status(backend: str | None) -> dict:
 # --- inline ML calculations -------------------------------------------------------------------
 
 
-def _relax(maker: ForceFieldRelaxMaker, calc, structure: Structure) -> tuple[Structure, float, float, bool]:
-    """(relaxed structure, first energy, final energy, force-converged) with the maker's settings."""
+def _relax(maker: ForceFieldRelaxMaker, calc, structure: Structure, fmax: float | None = None,
+           steps: int | None = None) -> tuple[Structure, float, float, bool]:
+    """(relaxed structure, first energy, final energy, force-converged); fmax/steps override the maker's."""
+    kw = {**maker.relax_kwargs, **({"fmax": fmax} if fmax else {})}
     res = AseRelaxer(calc, relax_cell=maker.relax_cell, **maker.optimizer_kwargs).relax(
-        structure, steps=maker.steps, final_atoms_object_file=None, **maker.relax_kwargs)
+        structure, steps=steps or maker.steps, final_atoms_object_file=None, **kw)
     traj = res.trajectory
     if hasattr(traj, "frame_properties"):
         e0, e1 = (traj.frame_properties[i]["energy"] for i in (0, -1))
@@ -117,6 +124,8 @@ def select_surface(bulk: Structure, maker: LiAdsorptionMaker, slab: Structure | 
 
     ``slab``: a termination chosen elsewhere (the slab Maker's lowest one); then only it is relaxed.
     """
+    if maker.max_surfaces < 1 or maker.max_sites < 1 or maker.steps < 1 or maker.fmax <= 0:
+        raise CoatflowError("adsorption settings need max_surfaces >= 1, max_sites >= 1, steps >= 1, fmax > 0")
     t0 = time.perf_counter()
     calc = maker.slab_relax_maker.calculator
     e_bulk = _energy(calc, bulk) / len(bulk)
@@ -126,21 +135,28 @@ def select_surface(bulk: Structure, maker: LiAdsorptionMaker, slab: Structure | 
     else:
         kept, skipped = phys.candidate_slabs(bulk, maker.max_index, maker.layers, maker.min_vacuum, maker.min_lw,
                                              maker.max_atoms, maker.fix_fraction)
+    structs = [entry.pop("structure") for entry in kept]
+    # single-point surface energies rank the terminations; only the lowest max_surfaces are relaxed
+    gamma0 = [phys.surface_energy(_energy(calc, s), len(s), e_bulk, phys.surface_area(s)) for s in structs]
+    to_relax = sorted(range(len(structs)), key=gamma0.__getitem__)[:maker.max_surfaces]
     surfaces, relaxed = [], []
-    for entry in kept:
-        s = entry.pop("structure")
+    for i, (entry, s) in enumerate(zip(kept, structs)):
         area = phys.surface_area(s)
-        out, e0, e, conv = _relax(maker.slab_relax_maker, calc, s)
-        surfaces.append({**entry, "area": area, "energy": e, "converged": conv,
-                         "gamma_unrelaxed": phys.surface_energy(e0, len(s), e_bulk, area),
-                         "gamma": phys.surface_energy(e, len(s), e_bulk, area)})
+        surf = {**entry, "area": area, "gamma_unrelaxed": gamma0[i], "relaxed": i in to_relax,
+                "energy": None, "converged": False, "gamma": None}
+        out = None
+        if i in to_relax:
+            out, _, e, conv = _relax(maker.slab_relax_maker, calc, s, maker.fmax, maker.steps)
+            surf.update(energy=e, converged=conv, gamma=phys.surface_energy(e, len(s), e_bulk, area))
+        surfaces.append(surf)
         relaxed.append(out)
     ok = [i for i, s in enumerate(surfaces) if s["converged"]]
     chosen = min(ok, key=lambda i: surfaces[i]["gamma"]) if ok else None
     return {
         "surfaces": surfaces, "skipped": skipped, "chosen": chosen, "bulk_energy_per_atom": e_bulk,
         "how": "given slab (slab Maker)" if slab is not None else
-        "lowest mean surface energy (J/m2) of stoichiometric non-polar terminations, same calculator",
+        "lowest mean surface energy (J/m2) of stoichiometric non-polar terminations, same calculator "
+        f"(the {maker.max_surfaces} lowest by single-point energy relaxed)",
         "slab": None if chosen is None else relaxed[chosen],
         "slab_energy": None if chosen is None else surfaces[chosen]["energy"],
         "reason": None if chosen is not None else ("no converged stoichiometric non-polar slab" if kept else
@@ -167,8 +183,16 @@ def relax_sites(surface: dict, li_ref, maker: LiAdsorptionMaker, dft: dict) -> L
     calc = maker.slab_relax_maker.calculator
     doc.isolated_atom_energy = {maker.backend: _energy(calc, phys.isolated_li())}
     sites = phys.enumerate_sites(slab)
-    for s in sites:
-        out, _, e, conv = _relax(maker.slab_relax_maker, calc, phys.adslab(slab, s))
+    # more sites than max_sites: relax those with the lowest single-point energy of the starting position
+    e0 = {s["index"]: _energy(calc, phys.adslab(slab, s)) for s in sites} if len(sites) > maker.max_sites else {}
+    chosen = sorted(sites, key=lambda s: e0[s["index"]])[:maker.max_sites] if e0 else sites
+    doc.surface["n_sites_enumerated"] = len(sites)
+    doc.surface["sites_not_relaxed"] = [
+        {"index": s["index"], "site_type": s["site_type"], "site_atoms": s["site_atoms"],
+         "e_ads_unrelaxed": phys.adsorption_energy(e0[s["index"]], surface["slab_energy"], mu)}
+        for s in sites if s["index"] not in {c["index"] for c in chosen}]
+    for s in chosen:
+        out, _, e, conv = _relax(maker.slab_relax_maker, calc, phys.adslab(slab, s), maker.fmax, maker.steps)
         flags, geo = phys.check_outcome(slab, out)
         if not conv:
             flags.append("not_converged")

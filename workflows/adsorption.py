@@ -76,19 +76,24 @@ def candidate_slabs(bulk: Structure, max_index: int = 1, layers: int = 2, vacuum
     if max_index < 1 or layers < 1 or vacuum <= 0 or not 0 <= fix_fraction < 1:
         raise CoatflowError("adsorption settings need max_index >= 1, layers >= 1, vacuum > 0, 0 <= fix_fraction < 1")
     conv = SpacegroupAnalyzer(bulk).get_conventional_standard_structure()
+    try:  # Slab.is_polar needs oxidation states (without them every slab has zero dipole)
+        conv.add_oxidation_state_by_guess()
+    except Exception:  # noqa: BLE001 - e.g. intermetallics: no guess, no polarity check
+        pass
     kept, skipped = [], []
     for hkl in get_symmetrically_distinct_miller_indices(conv, max_index):
         gen = SlabGenerator(conv, hkl, layers, vacuum, in_unit_planes=True, center_slab=True, primitive=True,
                             max_normal_search=max_index, reorient_lattice=True)
         for term, slab in enumerate(gen.get_slabs(symmetrize=False, tol=0.1)):
             label = {"miller_index": list(hkl), "termination": term, "shift": round(float(slab.shift), 4)}
-            if slab.composition.reduced_composition != bulk.composition.reduced_composition:
+            if slab.composition.element_composition.reduced_composition != bulk.composition.element_composition.reduced_composition:
                 skipped.append({**label, "reason": "non-stoichiometric"})
                 continue
-            if slab.is_polar():
+            if slab.is_polar(tol_dipole_per_unit_area=1e-2):
                 skipped.append({**label, "reason": "polar"})
                 continue
             slab = _supercell(slab.get_orthogonal_c_slab(), min_lw)
+            slab.remove_oxidation_states()
             if len(slab) > max_atoms:
                 skipped.append({**label, "reason": f"{len(slab)} atoms > max_atoms {max_atoms}"})
                 continue
@@ -221,7 +226,8 @@ def plan_li_adsorption(planner, plan, upstream_key: str, verdict):
     backend = cfg.backends.adsorption
     maker = dataclasses.replace(get_maker("adsorption", backend), top_k=a.top_k, dft_backend=a.dft_backend,
                                 layers=a.layers, min_vacuum=a.vacuum, min_lw=a.min_lw, max_index=a.max_index,
-                                max_atoms=a.max_atoms)
+                                max_atoms=a.max_atoms, max_surfaces=a.max_surfaces, max_sites=a.max_sites,
+                                fmax=a.fmax, steps=a.steps)
     settings = settings_of(maker)
     relax_settings = settings_of(get_maker("relax", cfg.backends.relax))
     base = make_key(upstream_key, "li_adsorption", cfg.backends.relax, relax_settings, backend, settings)
