@@ -107,3 +107,25 @@ def test_console_script_is_installed(tmp_path):
     assert out.returncode == 0 and (tmp_path / "c.yaml").exists()
     out = subprocess.run(["coatflow", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "query" in out.stdout
+
+
+def test_a_failing_job_is_reported_and_resumed(write_config, structure_dir, capsys, monkeypatch):
+    """A relaxation that raises is reported, nothing after it runs, and a rerun resumes it."""
+    from coatflow.makers import relax
+
+    cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir / "Li2O.cif")]},
+                       run={"stop_after": "bulk_relax"})
+    original = relax.MLIPBulkRelaxMaker.run_ase
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("node lost")
+
+    monkeypatch.setattr(relax.MLIPBulkRelaxMaker, "run_ase", broken)
+    assert main(["run", "-c", cfg]) == 1
+    err = capsys.readouterr().err
+    assert "job failed" in err and "RuntimeError: node lost" in err and "coatflow run` again" in err
+    assert _count_docs(cfg) == (1, 1)  # only the filter verdict is stored
+
+    monkeypatch.setattr(relax.MLIPBulkRelaxMaker, "run_ase", original)
+    assert main(["run", "-c", cfg]) == 0
+    assert _count_docs(cfg) == (3, 1)

@@ -183,13 +183,19 @@ class RunReport:
     errors: list[str] = field(default_factory=list)
 
 
-class _ErrorCollector(logging.Handler):
+class _FailureCollector(logging.Handler):
+    """Collects the jobs that raised: jobflow's local manager reports them at INFO level."""
+
     def __init__(self):
-        super().__init__(logging.ERROR)
+        super().__init__(logging.INFO)
         self.messages: list[str] = []
 
     def emit(self, record):
-        self.messages.append(record.getMessage().splitlines()[0])
+        msg = record.getMessage()
+        if " failed with exception:" in msg:
+            name = msg.split(" failed with exception:")[0]
+            last = [line for line in msg.strip().splitlines() if line.strip()][-1]
+            self.messages.append(f"{name}: {last.strip()}")
 
 
 def run_plans(plans: Iterable[CandidatePlan], job_store: JobStore, work_dir: Path,
@@ -207,14 +213,19 @@ def run_plans(plans: Iterable[CandidatePlan], job_store: JobStore, work_dir: Pat
         report.candidates += 1
         n_done = 0
         if plan.jobs:
-            collector = _ErrorCollector()
+            collector = _FailureCollector()
             jf_logger = logging.getLogger("jobflow")
+            saved = jf_logger.level, jf_logger.propagate
             jf_logger.addHandler(collector)
+            jf_logger.setLevel(logging.INFO)
+            jf_logger.propagate = False
             try:
                 responses = run_locally(Flow(plan.jobs, name=cand.material_id), store=job_store,
                                         create_folders=True, root_dir=str(work_dir), log=False)
             finally:
                 jf_logger.removeHandler(collector)
+                jf_logger.setLevel(saved[0])
+                jf_logger.propagate = saved[1]
             n_done = len(responses)
             report.jobs_run += n_done
             report.jobs_failed += len(collector.messages)
