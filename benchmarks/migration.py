@@ -74,7 +74,7 @@ def _relaxed_from_store(path: str) -> dict:
         stores.close()
 
 
-def direct(ids: list[str], store: str | None = None) -> None:
+def direct(ids: list[str], store: str | None = None, prototypes: list[str] | None = None) -> None:
     from jobflow import JobStore, run_locally
     from maggma.stores import MemoryStore
 
@@ -93,7 +93,8 @@ def direct(ids: list[str], store: str | None = None) -> None:
         c = cands[mid]
         jstore = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
         relax = MLIPBulkRelaxMaker()
-        options = [c.structure] if c.structure is not None else [s for _, s in c.prototypes]
+        options = [c.structure] if c.structure is not None else [s for p, s in c.prototypes
+                                                                  if not prototypes or p in prototypes]
         best = (0.0, relaxed[mid].as_dict()) if mid in relaxed else None  # the campaign's relaxed structure
         for s in options if best is None else []:  # lowest energy per atom, as the funnel's polymorph selection
             j = relax.make(s)
@@ -119,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", help="campaign store folder to read")
     parser.add_argument("--direct", nargs="*", help="example candidate ids to run directly")
+    parser.add_argument("--prototypes", nargs="*", help="--direct: only these prototypes of predicted candidates")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -127,7 +129,7 @@ def main() -> None:
     if args.store and args.direct is None:
         from_store(args.store)
     if args.direct is not None:
-        direct(args.direct or ["ex-Li2O", "pred-LiTbO2", "pred-LiDyO2"], args.store)
+        direct(args.direct or ["ex-Li2O", "pred-LiTbO2", "pred-LiDyO2"], args.store, args.prototypes)
     if not args.store and args.direct is None:
         parser.print_help()
 
