@@ -66,9 +66,15 @@ class FunnelPlanner:
     # -- caching -------------------------------------------------------------------------------
 
     def stored(self, key: str):
-        """(output, uuid) of the completed job with this key, or None."""
-        doc = self.store.query_one({"metadata.coatflow.key": key}, properties=["output", "uuid"], load=True)
-        return None if doc is None else (MontyDecoder().process_decoded(doc["output"]), doc["uuid"])
+        """(output, uuid) of the completed job with this key, or None.
+
+        A job that replaced itself at run time stores one document per index; the newest holds the output.
+        """
+        doc = self.store.query_one({"metadata.coatflow.key": key}, properties=["output", "uuid"],
+                                   sort={"index": -1}, load=True)
+        if doc is None or doc.get("output") is None:
+            return None
+        return MontyDecoder().process_decoded(doc["output"]), doc["uuid"]
 
     def add(self, plan: CandidatePlan, key: str, stage: str, task: str, backend: str | None,
             factory: Callable[[], Job | Flow]):
