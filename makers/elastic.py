@@ -21,9 +21,12 @@ class MLIPElasticMaker(ForceFieldElasticMaker):
 
     name: str = "mlip elastic"
     bulk_relax_maker: ForceFieldRelaxMaker | None = field(
-        default_factory=lambda: ForceFieldRelaxMaker(relax_cell=True, relax_kwargs={"fmax": 1e-3}, **_CHGNET))
+        default_factory=lambda: ForceFieldRelaxMaker(relax_cell=True, relax_kwargs={"fmax": 5e-3}, **_CHGNET))
     elastic_relax_maker: ForceFieldRelaxMaker | None = field(
-        default_factory=lambda: ForceFieldRelaxMaker(relax_cell=False, relax_kwargs={"fmax": 1e-3}, **_CHGNET))
+        default_factory=lambda: ForceFieldRelaxMaker(relax_cell=False, relax_kwargs={"fmax": 5e-3}, **_CHGNET))
+    # +-1 % strains only: half of atomate2's default set, still a linear fit of each stress
+    generate_elastic_deformations_kwargs: dict = field(
+        default_factory=lambda: {"strain_magnitudes": [-0.01, 0.01]})
 
 
 @dataclass

@@ -8,8 +8,8 @@ from pymatgen.core import Composition, Element
 STAGES: tuple[str, ...] = (
     "database_filter",
     "bulk_relax",
+    "phase_stability",  # E_hull: the database filter's hull criterion, on the campaign's own energies
     "shear_modulus",
-    "phase_stability",
     "stability_window",
     "li_adsorption",
     "interfacial_reactions",
