@@ -7,6 +7,7 @@ for the lowest-energy termination. Alignment: IP = V_vac - (<V>_slab middle + VB
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,7 @@ from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import PotentialDoc, SlabSurfaceDoc, SurfaceSummaryDoc
 
 EV_PER_A2_TO_J_PER_M2 = 16.02176634
+RELAX_ECUT = 600  # eV, cell relaxations (stress needs a converged basis)
 
 # -- slabs ------------------------------------------------------------------------------------------
 
@@ -69,21 +71,39 @@ def fix_layers(slab: Structure, where: str = "center", fraction: float = 0.5) ->
     return out
 
 
+def primitive_miller(conv: Structure, prim: Structure, hkl) -> tuple[int, int, int]:
+    """The same plane's Miller index in the primitive cell's basis (h'_i = a'_i . G)."""
+    h = np.linalg.solve(conv.lattice.matrix.T, prim.lattice.matrix.T).T @ np.asarray(hkl, float)
+    for scale in range(1, 13):  # clear denominators (conventional centrings: 2, 3, 4)
+        if np.allclose(h * scale, np.round(h * scale), atol=1e-4):
+            ints = np.round(h * scale).astype(int)
+            return tuple(int(i) for i in ints // np.gcd.reduce(np.abs(ints)))
+    raise CoatflowError(f"cannot express Miller index {list(hkl)} in the primitive cell")
+
+
+def slab_generator(conv: Structure, prim: Structure, hkl, slab_thickness: float, vacuum: float) -> SlabGenerator:
+    """SlabGenerator on the primitive cell (for the conventional ``hkl``): the conventional cell often gives
+    in-plane supercells (Li2O(111): 36 atoms instead of 9 for three Li-O-Li trilayers)."""
+    return SlabGenerator(prim, primitive_miller(conv, prim, hkl), slab_thickness, vacuum, center_slab=True,
+                         primitive=True, in_unit_planes=False, reorient_lattice=True, lll_reduce=True)
+
+
 def generate_slabs(bulk: Structure, max_index: int = 1, facets: list | None = None, slab_thickness: float = 8.0,
                    vacuum: float = 12.0, max_atoms: int = 60) -> list[SlabSpec]:
     """Every termination of every facet (Miller index up to ``max_index``, or ``facets``), flagged."""
     if slab_thickness <= 0 or vacuum <= 0:
         raise CoatflowError("slab thickness and vacuum must be positive (Å)")
-    conv = SpacegroupAnalyzer(bulk).get_conventional_standard_structure()
+    sga = SpacegroupAnalyzer(bulk)
+    conv, prim = sga.get_conventional_standard_structure(), sga.get_primitive_standard_structure()
     millers = [tuple(f) for f in facets] if facets else get_symmetrically_distinct_miller_indices(conv, max_index)
     bulk_formula = bulk.composition.reduced_formula
     specs = []
     for hkl in millers:
         if len(hkl) != 3 or not any(hkl):
             raise CoatflowError(f"invalid Miller index {list(hkl)}")
-        gen = SlabGenerator(conv, hkl, slab_thickness, vacuum, center_slab=True, primitive=True,
-                            in_unit_planes=False, reorient_lattice=True, lll_reduce=True)
+        gen = slab_generator(conv, prim, hkl, slab_thickness, vacuum)
         for slab in gen.get_slabs(symmetrize=False):
+            slab = slab.get_orthogonal_c_slab()  # c along the normal: GPAW's dipole layer and planar average need it
             if len(slab) > max_atoms:
                 continue
             specs.append(SlabSpec(slab, tuple(int(i) for i in hkl), float(slab.shift), termination_label(slab),
@@ -125,14 +145,20 @@ def vacuum_plateaus(profile, height: float, z_atoms, min_distance: float = 3.5, 
 
 
 def middle_average(profile, height: float, z_atoms, period: float) -> float:
-    """Macroscopic average of the potential over one bulk period at the slab centre."""
+    """Macroscopic average of the potential over exactly one bulk period at the slab centre.
+
+    Each grid point stands for the cell [z - h/2, z + h/2); points at the window edges get their
+    fractional overlap, so the window is exactly ``period`` wide on any grid (a window counted in
+    whole points gains or loses one point with the cell height and moved LiF(100) IPs by 0.15 eV).
+    """
     v = np.asarray(profile, dtype=float)
-    z = np.arange(len(v)) * height / len(v)
+    h = height / len(v)
+    z = np.arange(len(v)) * h
     mid = (np.min(z_atoms) + np.max(z_atoms)) / 2
     if period > np.ptp(z_atoms) + 1e-6:
         raise CoatflowError(f"slab ({np.ptp(z_atoms):.1f} Å) thinner than one bulk period ({period:.1f} Å)")
-    mask = np.abs(z - mid) < period / 2
-    return float(v[mask].mean())
+    w = np.clip(np.minimum(z + h / 2, mid + period / 2) - np.maximum(z - h / 2, mid - period / 2), 0.0, None)
+    return float(w @ v / w.sum())
 
 
 def surface_energy(e_slab: float, slab_comp: Composition, e_bulk: float, bulk_comp: Composition,
@@ -250,6 +276,13 @@ def slab_flow(ident: dict, bulk: PotentialDoc, settings: dict, meta: dict) -> Re
         run, skipped = specs, []
     maker = get_maker("slab_static", s.get("backend", "gpaw"))
     jobs, docs = [], []
+    # FunnelPlanner.add's dynamic {"coatflow": label} update would overwrite the task and key set below
+    # (summaries then look like "surface_plan" and the builder and reruns miss them): drop it for this flow.
+    from jobflow import CURRENT_JOB
+
+    if CURRENT_JOB.job is not None:
+        CURRENT_JOB.job.metadata_updates = [u for u in CURRENT_JOB.job.metadata_updates
+                                            if "coatflow" not in u.get("update", {})]
 
     def add(slab, spec):
         calc = maker.make(slab)
@@ -267,9 +300,9 @@ def slab_flow(ident: dict, bulk: PotentialDoc, settings: dict, meta: dict) -> Re
     if s.get("vacuum_check"):  # the first computed slab again with more vacuum
         p = run[0]
         wider = s["vacuum"] + s["vacuum_step"]
-        thick = SlabGenerator(SpacegroupAnalyzer(bulk.structure).get_conventional_standard_structure(),
-                              p.miller_index, s["slab_thickness"], wider, center_slab=True, primitive=True,
-                              reorient_lattice=True, lll_reduce=True).get_slab(shift=p.shift)
+        sga = SpacegroupAnalyzer(bulk.structure)
+        thick = slab_generator(sga.get_conventional_standard_structure(), sga.get_primitive_standard_structure(),
+                               p.miller_index, s["slab_thickness"], wider).get_slab(shift=p.shift).get_orthogonal_c_slab()
         convergence = [docs[0], add(thick, _spec_dict(p, wider))]
     summ = summarise(ident, bulk, docs, skipped, s, convergence)
     summ.metadata = {"coatflow": {**meta, "task": "surface_summary"}}
@@ -284,7 +317,7 @@ _ELEMENTS = {"Li": lambda: Structure.from_spacegroup("Im-3m", Lattice.cubic(3.51
 
 
 def bulk_structure(formula: str) -> Structure:
-    """Starting bulk structure for an IP request: the example set's entry, or bcc Li."""
+    """Starting bulk structure for an IP request: the example set's entry (primitive cell), or bcc Li."""
     from coatflow.workflows.candidates import _example_entries, structure_from_wyckoff
 
     try:
@@ -295,7 +328,7 @@ def bulk_structure(formula: str) -> Structure:
         return _ELEMENTS[target]()
     for entry in _example_entries():
         if Composition(entry["formula"]).reduced_formula == target:
-            return structure_from_wyckoff(entry)
+            return structure_from_wyckoff(entry).get_primitive_structure()  # 4x cheaper relax for fcc
     raise CoatflowError(f"no starting structure for '{formula}' (known: Li and the example set's formulas)")
 
 
@@ -312,6 +345,10 @@ def plan_surfaces(config, job_store) -> list:
     settings = {**sc.model_dump(exclude={"ip_materials"}), "backend": backend}
     planner = FunnelPlanner(config, job_store)
     relax, reference = get_maker("relax", backend), get_maker("bulk_reference", backend)
+    # GPAW's stress at 400 eV carries a Pulay error of 0.25-0.35 eV/Å^3 for Li2O and LiF (Li2O relaxed to
+    # a = 4.13 Å instead of 4.61); at 600 eV it is 4e-4 eV/Å^3 at the experimental cell. Only the relax pays.
+    relax = dataclasses.replace(relax, calculator_kwargs={**relax.calculator_kwargs,
+                                                          "mode": {"name": "pw", "ecut": RELAX_ECUT}})
     get_maker("slab_static", backend)
     plans = []
     for formula in sc.ip_materials:
