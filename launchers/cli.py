@@ -75,6 +75,15 @@ def _query_docs(config) -> list[dict]:
     return rank_candidates(docs)
 
 
+def _stage_note(stage: str, details: dict) -> str:
+    """The one detail a stage's cell shows besides its value: the chosen site, the dimensionality."""
+    if stage == "li_adsorption" and details.get("site"):
+        return f" {details['site'].get('site_type', '')}"
+    if stage == "migration_barrier" and details.get("dimensionality"):
+        return f" {details['dimensionality']}"
+    return ""
+
+
 def _print_table(config) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -97,7 +106,7 @@ def _print_table(config) -> None:
                 cells.append("")
                 continue
             val = "" if st["value"] is None else f"{st['value']:.3g} "
-            cells.append(f"{val}{mark[st['status']]}")
+            cells.append(f"{val}{mark[st['status']]}{_stage_note(s, st.get('details') or {})}")
         formula = d["formula"] + (" (predicted)" if d.get("predicted") else "")
         cells += ["" if d.get(k) is None else f"{d[k]:.2f}" for k in surf]
         table.add_row(str(i), d["material_id"], formula, *cells, d.get("failed_stage") and

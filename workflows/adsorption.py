@@ -202,17 +202,6 @@ def relaxed_site(sites: list[dict], relaxed: Structure, tol: float = 0.5) -> int
 # --- the funnel stage ---------------------------------------------------------------------------
 
 
-def _stored_latest(planner, key: str):
-    """(output, uuid) of the newest completed job for ``key`` (dynamic jobs store two versions)."""
-    from monty.json import MontyDecoder
-
-    doc = planner.store.query_one({"metadata.coatflow.key": key}, properties=["output", "uuid"],
-                                  sort={"index": -1}, load=True)
-    if doc is None or doc.get("output") is None:
-        return None
-    return MontyDecoder().process_decoded(doc["output"]), doc["uuid"]
-
-
 def plan_li_adsorption(planner, plan, upstream_key: str, verdict):
     """Plan the li_adsorption stage: bcc Li reference, surface choice, site relaxations, DFT, verdict."""
     import dataclasses
@@ -243,7 +232,7 @@ def plan_li_adsorption(planner, plan, upstream_key: str, verdict):
     uuids = [ref_uuid, surf_uuid, uuid]
     if dft["status"] == "pending":
         dkey = make_key(base, "dft", maker.dft_backend, maker.top_k)
-        stored = _stored_latest(planner, dkey)
+        stored = planner.stored(dkey)
         if stored is None:
             doc, uuid = planner.add(plan, dkey, "li_adsorption", "adsorption_dft", maker.dft_backend,
                                     lambda: mk.confirm_with_dft(doc, maker.dft_backend, maker.top_k))

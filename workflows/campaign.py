@@ -88,7 +88,7 @@ class FunnelPlanner:
             return stored
         new = factory()
         label = {"material_id": plan.candidate.material_id, "stage": stage, "task": task, "backend": backend}
-        new.update_metadata({"coatflow": label}, dynamic=True)
+        new.update_metadata({"coatflow": label}, dynamic=True, callback_filter=_unlabelled)
         producer = _output_job(new)
         producer.metadata["coatflow"] = {**label, "key": key}
         for j in [new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]:
@@ -146,6 +146,11 @@ class FunnelPlanner:
         vkey = plan.structure_key = make_key(upstream, "polymorphs", backend, settings)
         return self.gate(plan, vkey, "bulk_relax", backend,
                          lambda: stages.select_polymorph(plan.ident, outs, pids, backend, uuids))
+
+
+def _unlabelled(job: Job | Flow) -> bool:
+    """Jobs made at run time keep the coatflow labels their own stage gave them."""
+    return "coatflow" not in (job.metadata or {})
 
 
 def _output_job(new: Job | Flow) -> Job:

@@ -321,17 +321,6 @@ def migration_verdict(ident: dict, doc: dict, structure, e_max: float, backend: 
     return Response(output=r, stop_children=True)
 
 
-def _stored_latest(planner, key: str):
-    """(output, uuid) of the newest completed job for ``key`` (the replaced enumeration job stores two)."""
-    from monty.json import MontyDecoder
-
-    doc = planner.store.query_one({"metadata.coatflow.key": key}, properties=["output", "uuid"],
-                                  sort={"index": -1}, load=True)
-    if doc is None or doc.get("output") is None:
-        return None
-    return MontyDecoder().process_decoded(doc["output"]), doc["uuid"]
-
-
 def _add_new(planner, plan, key: str, backend: str, new):
     """planner.add without its store lookup: a half-finished (replaced) stage is planned again."""
     meta = {"key": key, "material_id": plan.candidate.material_id, "stage": STAGE, "task": "neb", "backend": backend}
@@ -365,7 +354,7 @@ def plan_migration_barrier(planner, plan, upstream_key: str, verdict):
     backend = planner.config.backends.neb
     maker = migration_maker(planner.config)
     key = make_key(upstream_key, "migration", backend, settings_of(maker))
-    stored = _stored_latest(planner, key)
+    stored = planner.stored(key)
     if stored is not None:
         doc, uuid = stored
     else:
