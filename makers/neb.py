@@ -122,9 +122,6 @@ def _path_length(images) -> list[float]:
     return s
 
 
-_CHGNET_MODEL = None
-
-
 @dataclass
 class MLIPNebHopMaker(NebHopMaker):
     """CHGNet CI-NEB; the model is loaded once and shared by per-image calculators."""
@@ -134,12 +131,9 @@ class MLIPNebHopMaker(NebHopMaker):
     torch_threads: int | None = 1  # on a shared 2-core machine one thread is several times faster
 
     def calculators(self, n: int) -> list:
-        global _CHGNET_MODEL
-        from chgnet.model import CHGNet, CHGNetCalculator
+        from coatflow.makers.mlip import CHGNetCalculator
 
-        if _CHGNET_MODEL is None:
-            _CHGNET_MODEL = CHGNet.load(verbose=False)
-        return [CHGNetCalculator(model=_CHGNET_MODEL) for _ in range(n)]
+        return [CHGNetCalculator() for _ in range(n)]
 
 
 @dataclass
