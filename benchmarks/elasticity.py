@@ -31,7 +31,7 @@ for r in ref:
     with tempfile.TemporaryDirectory() as d:
         run_locally(flow, store=store, root_dir=d, create_folders=True, log=False)
     try:
-        g, _ = g_vrh_from_doc(store.get_output(flow.output.uuid, load=True))
+        g, _, _ = g_vrh_from_doc(store.get_output(flow.output.uuid, load=True))
     except Exception as exc:  # noqa: BLE001
         print(f"{r['material_id']:12s} {r['formula']:8s} failed: {type(exc).__name__}")
         continue

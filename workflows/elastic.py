@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from jobflow import Response, job
 from pymatgen.analysis.elasticity import ElasticTensor
 
@@ -13,20 +14,25 @@ def _get(doc, key):
     return doc.get(key) if isinstance(doc, dict) else getattr(doc, key, None)
 
 
-def g_vrh_from_doc(elastic_doc) -> tuple[float, float]:
-    """(G_VRH, K_VRH) in GPa from an atomate2 ElasticDocument (or its dict)."""
+def g_vrh_from_doc(elastic_doc) -> tuple[float, float, float]:
+    """(G_VRH, K_VRH, lowest eigenvalue of the Voigt matrix) in GPa from an atomate2 ElasticDocument."""
     tensor = _get(_get(elastic_doc, "elastic_tensor"), "ieee_format")
     et = ElasticTensor.from_voigt(tensor)
-    return float(et.g_vrh), float(et.k_vrh)
+    return float(et.g_vrh), float(et.k_vrh), float(np.linalg.eigvalsh(et.voigt).min())
 
 
 @job(name="shear modulus verdict")
 def shear_modulus_verdict(ident: dict, elastic_doc, structure, g_min: float, backend: str, uuid: str) -> Response:
     try:
-        g, k = g_vrh_from_doc(elastic_doc)
+        g, k, lowest = g_vrh_from_doc(elastic_doc)
     except Exception as exc:  # noqa: BLE001 - no tensor in the document
         r = StageResult(**ident, stage="shear_modulus", status="not_computed", backend=backend, task_uuids=[uuid],
                         reason=f"not computed: no elastic tensor ({type(exc).__name__})", structure=structure)
+        return Response(output=r)
+    if lowest <= 0:  # not positive definite: the fit (or the structure) is unreliable, G means nothing
+        r = StageResult(**ident, stage="shear_modulus", status="not_computed", backend=backend, task_uuids=[uuid],
+                        reason=f"not computed: elastic tensor not positive definite (lowest eigenvalue "
+                               f"{lowest:.3g} GPa)", details={"g_vrh_fit": g, "k_vrh_fit": k}, structure=structure)
         return Response(output=r)
     ok = g >= g_min
     r = StageResult(**ident, stage="shear_modulus", status="passed" if ok else "failed", value=round(g, 2),
