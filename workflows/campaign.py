@@ -39,12 +39,10 @@ def make_key(*parts) -> str:
 
 @dataclass
 class CandidatePlan:
-    """The jobs still to run for one candidate, and the stored results already there."""
+    """The jobs still to run for one candidate."""
 
     candidate: Candidate
     jobs: list[Job] = field(default_factory=list)
-    cached: dict[str, StageResult] = field(default_factory=dict)
-    stopped_at: str | None = None
     #: key of the computation that produced the structure later stages work on; computation keys
     #: derive from it (never from verdict keys, so a changed threshold re-runs only verdicts)
     structure_key: str | None = None
@@ -99,11 +97,8 @@ class FunnelPlanner:
     def gate(self, plan: CandidatePlan, key: str, stage: str, backend: str | None, factory: Callable[[], Job]):
         """Add a stage-verdict job; returns its output, or None when a stored verdict failed."""
         out, _ = self.add(plan, key, stage, "verdict", backend, factory)
-        if isinstance(out, StageResult):
-            plan.cached[stage] = out
-            if not out.passed:
-                plan.stopped_at = stage
-                return None
+        if isinstance(out, StageResult) and not out.passed:
+            return None
         return out
 
     # -- stages --------------------------------------------------------------------------------

@@ -8,15 +8,12 @@ from pymatgen.analysis.elasticity import ElasticTensor
 
 from coatflow.makers.registry import get_maker
 from coatflow.workflows.schemas import StageResult
-
-
-def _get(doc, key):
-    return doc.get(key) if isinstance(doc, dict) else getattr(doc, key, None)
+from coatflow.workflows.stages import _get
 
 
 def g_vrh_from_doc(elastic_doc) -> tuple[float, float, float]:
     """(G_VRH, K_VRH, lowest eigenvalue of the Voigt matrix) in GPa from an atomate2 ElasticDocument."""
-    tensor = _get(_get(elastic_doc, "elastic_tensor"), "ieee_format")
+    tensor = _get(elastic_doc, "elastic_tensor", "ieee_format")
     et = ElasticTensor.from_voigt(tensor)
     return float(et.g_vrh), float(et.k_vrh), float(np.linalg.eigvalsh(et.voigt).min())
 
