@@ -23,6 +23,7 @@ from jobflow import Flow, Maker, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
 from coatflow.makers.registry import _MAKERS, _load_makers, backend_problems, get_maker, register
 from coatflow.workflows import adsorption as phys
 from coatflow.workflows.errors import CoatflowError
@@ -30,8 +31,8 @@ from coatflow.workflows.schemas import AdsorptionSite, LiAdsorptionDoc
 
 
 def _ff(relax_cell: bool, steps: int = 300, fmax: float = 0.05) -> ForceFieldRelaxMaker:
-    return ForceFieldRelaxMaker(force_field_name="CHGNet", relax_cell=relax_cell, steps=steps,
-                                relax_kwargs={"fmax": fmax})
+    return ForceFieldRelaxMaker(force_field_name="CHGNet", calculator_meta=CHGNET_CALCULATOR, relax_cell=relax_cell,
+                                steps=steps, relax_kwargs={"fmax": fmax}, ionic_step_data=IONIC_STEP_DATA)
 
 
 @dataclass

@@ -8,11 +8,12 @@ from atomate2.forcefields.flows.elastic import ElasticMaker as ForceFieldElastic
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from atomate2.vasp.flows.elastic import ElasticMaker as VaspElasticMaker
 
-from coatflow.makers.mlip import CHGNET_CALCULATOR
+from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
 from coatflow.makers.registry import register
 
 # Symmetry is kept fixed so that the deformed cells stay on the strain states the fit expects.
-_CHGNET = {"force_field_name": "CHGNet", "calculator_meta": CHGNET_CALCULATOR, "fix_symmetry": True, "steps": 500}
+_CHGNET = {"force_field_name": "CHGNet", "calculator_meta": CHGNET_CALCULATOR, "fix_symmetry": True, "steps": 500,
+           "ionic_step_data": IONIC_STEP_DATA}
 
 
 @dataclass

@@ -9,6 +9,10 @@ from chgnet.model.dynamics import CHGNetCalculator as _CHGNetCalculator
 #: ``calculator_meta`` for atomate2's force-field makers: an import path atomate2 can call.
 CHGNET_CALCULATOR = "coatflow.makers.mlip.CHGNetCalculator"
 
+#: what each relaxation step keeps in its document: energies only. Structures, forces and stresses
+#: at every step made the blobs that every later reference lookup loads (~0.2 MB per relaxation).
+IONIC_STEP_DATA = ("energy",)
+
 
 @lru_cache(maxsize=1)
 def _chgnet_model():

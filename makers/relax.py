@@ -9,7 +9,7 @@ from atomate2.vasp.jobs.mp import MPGGARelaxMaker
 from jobflow import Maker
 from pymatgen.core import Structure
 
-from coatflow.makers.mlip import CHGNET_CALCULATOR
+from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
 from coatflow.makers.registry import get_maker, register
 
 
@@ -23,6 +23,7 @@ class MLIPBulkRelaxMaker(ForceFieldRelaxMaker):
     relax_cell: bool = True
     steps: int = 500
     relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.05})
+    ionic_step_data: tuple | None = IONIC_STEP_DATA
 
 
 @dataclass

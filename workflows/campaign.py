@@ -60,19 +60,38 @@ class FunnelPlanner:
         self.config = config
         self.store = job_store
         self.thresholds = config.thresholds.model_dump()
+        self._index: dict | None = None
 
     # -- caching -------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Forget the key index; the next lookup reads the store again (call after jobs ran)."""
+        self._index = None
+
+    def _keyed_outputs(self) -> dict[str, tuple[int, dict, str]]:
+        """key -> (index, raw output, uuid) of every keyed job, newest index kept: one store scan.
+
+        A job that replaced itself at run time stores one document per index; the newest holds the output.
+        """
+        if self._index is None:
+            self._index = {}
+            for doc in self.store.docs_store.query({"metadata.coatflow.key": {"$exists": True}},
+                                                   properties=["metadata.coatflow.key", "output", "uuid", "index"]):
+                key = doc["metadata"]["coatflow"]["key"]
+                if key not in self._index or doc["index"] > self._index[key][0]:
+                    self._index[key] = (doc["index"], doc.get("output"), doc["uuid"])
+        return self._index
 
     def stored(self, key: str):
         """(output, uuid) of the completed job with this key, or None.
 
-        A job that replaced itself at run time stores one document per index; the newest holds the output.
+        Large ``data`` blobs (relaxation trajectories) are not loaded: no stage plans from them, and
+        loading them is what made each lookup slow. They stay in the store, and a query with ``load=True`` gets them.
         """
-        doc = self.store.query_one({"metadata.coatflow.key": key}, properties=["output", "uuid"],
-                                   sort={"index": -1}, load=True)
-        if doc is None or doc.get("output") is None:
+        hit = self._keyed_outputs().get(key)
+        if hit is None or hit[1] is None:
             return None
-        return MontyDecoder().process_decoded(doc["output"]), doc["uuid"]
+        return MontyDecoder().process_decoded(_without_blobs(hit[1])), hit[2]
 
     def add(self, plan: CandidatePlan, key: str, stage: str, task: str, backend: str | None,
             factory: Callable[[], Job | Flow]):
@@ -104,6 +123,7 @@ class FunnelPlanner:
     # -- stages --------------------------------------------------------------------------------
 
     def plan(self, cand: Candidate) -> CandidatePlan:
+        self.refresh()  # with lazy planning, the candidates before this one have just run
         plan = CandidatePlan(cand)
         root = make_key(cand.material_id, cand.structure.as_dict() if cand.structure else
                         [(pid, s.as_dict()) for pid, s in cand.prototypes])
@@ -141,6 +161,17 @@ class FunnelPlanner:
         vkey = plan.structure_key = make_key(upstream, "polymorphs", backend, settings)
         return self.gate(plan, vkey, "bulk_relax", backend,
                          lambda: stages.select_polymorph(plan.ident, outs, pids, backend, uuids))
+
+
+def _without_blobs(obj):
+    """A copy of a stored output with each unloaded blob reference replaced by None."""
+    if isinstance(obj, dict):
+        if "blob_uuid" in obj and "store" in obj:
+            return None
+        return {k: _without_blobs(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_without_blobs(v) for v in obj]
+    return obj
 
 
 def _unlabelled(job: Job | Flow) -> bool:
