@@ -48,16 +48,19 @@ def _cmd_run(args) -> int:
     if report.errors:
         console.print("run `coatflow run` again to resume the failed jobs")
     _print_table(config)
+    if config.potential_maps.stacks:
+        _print_maps(config)
     return 1 if report.errors else 0
 
 
 def _cmd_build(args) -> int:
-    from coatflow.launchers.local import build_candidates
+    from coatflow.launchers.local import build_candidates, build_potential_maps
     from coatflow.launchers.stores import CampaignStores
 
     stores = CampaignStores(load_config(args.config)).connect()
     try:
         print(f"{build_candidates(stores)} candidate documents updated")
+        print(f"{build_potential_maps(stores)} potential-map stacks updated")
     finally:
         stores.close()
     return 0
@@ -114,8 +117,43 @@ def _print_table(config) -> None:
     Console().print(table)
 
 
+def _map_docs(config) -> list[dict]:
+    from coatflow.launchers.stores import CampaignStores
+
+    stores = CampaignStores(config).connect()
+    try:
+        docs = list(stores.maps.query({}, properties=None))
+    finally:
+        stores.close()
+    for d in docs:
+        d.pop("_id", None)
+    return sorted(docs, key=lambda d: (d["electrolyte"], d["cathode"], d["state_of_charge"]))
+
+
+def _print_maps(config) -> None:
+    """The interface potential jumps of every stored stack (V; > 0 is a barrier to discharge)."""
+    docs = _map_docs(config)
+    if not docs:
+        print("no potential maps stored (configure potential_maps.stacks and run)")
+        return
+    print(f"{'electrolyte':<12} {'cathode':<10} {'SOC':>5} {'OCV/V':>6} {'dphi_a/V':>9} {'dphi_c/V':>9}  "
+          f"{'grey_a':>6} {'grey_c':>6}  anode / cathode")
+    for d in docs:
+        print(f"{d['electrolyte']:<12} {d['cathode']:<10} {d['state_of_charge']:>5.2f} {d['ocv']:>6.2f} "
+              f"{d['delta_phi_anode']:>+9.2f} {d['delta_phi_cathode']:>+9.2f}  {d['grey_anode']:>6.2f} "
+              f"{d['grey_cathode']:>6.2f}  {d['barrier_anode']} / {d['barrier_cathode']}")
+        for flag in d.get("flags", []):
+            print(f"{'':<12} ! {flag}")
+
+
 def _cmd_query(args) -> int:
     config = load_config(args.config)
+    if args.maps:
+        if args.json:
+            print(json.dumps(_map_docs(config), indent=1, default=str))
+        else:
+            _print_maps(config)
+        return 0
     if args.json:
         print(json.dumps(_query_docs(config), indent=1, default=str))
     else:
@@ -193,6 +231,8 @@ def parser() -> argparse.ArgumentParser:
                         "if present, else built-in defaults)")
         sp.set_defaults(func=func)
     sub.choices["query"].add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub.choices["query"].add_argument("--maps", action="store_true",
+                                      help="print the interface potential jumps of the potential-map stacks")
     sub.choices["status"].add_argument("--failed", action="store_true", help="list failed and lost jobs")
     sub.choices["resume"].add_argument("--dry-run", action="store_true", help="only list what would be rerun")
     return p

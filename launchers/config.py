@@ -200,6 +200,37 @@ class MigrationConfig(_Strict):
     dft_margin: float = Field(0.1, ge=0, description="eV, hops this close to the threshold are flagged for DFT")
 
 
+class StackSpec(_Strict):
+    electrolyte: str
+    cathode: str
+
+
+class PotentialMapsConfig(_Strict):
+    """Li | electrolyte | cathode interface potential maps (workflows/potential_maps.py)."""
+
+    stacks: list[StackSpec] = []
+    states_of_charge: list[float] | None = Field(
+        None, description="fractions of Li removed; default: layered 0, 0.5; spinel 0, 0.5, 1")
+    voltage_backend: Literal["mlip", "gpaw", "vasp"] = "mlip"
+    cathode_fermi_above_vbm: float = Field(0.0, description="eV; cathode work function = IP - this")
+    barrier_low: float = Field(0.1, gt=0, description="V, below: barrier-less")
+    barrier_high: float = Field(0.4, gt=0, description="V, above: high barrier")
+    n_points: int = Field(41, ge=2, description="mu_Li points in each profile")
+
+    @field_validator("states_of_charge")
+    @classmethod
+    def _fractions(cls, v):
+        if v is not None and any(not 0 <= x <= 1 for x in v):
+            raise ValueError("states of charge are fractions of Li removed, between 0 and 1")
+        return v
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.barrier_low >= self.barrier_high:
+            raise ValueError("barrier_low must be below barrier_high")
+        return self
+
+
 class CampaignConfig(_Strict):
     candidates: CandidateConfig = CandidateConfig()
     backends: BackendConfig = BackendConfig()
@@ -211,6 +242,7 @@ class CampaignConfig(_Strict):
     migration: MigrationConfig = MigrationConfig()
     hpc: HpcConfig = HpcConfig()
     defects: DefectsConfig = DefectsConfig()
+    potential_maps: PotentialMapsConfig = PotentialMapsConfig()
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
 
     def resolve(self, path: str) -> Path:
@@ -356,6 +388,15 @@ defects:                   # charged point defects and E_F(mu_Li) (backends.defe
   ecut: 400.0              # eV
   kpt_density: 2.0         # k-points per Å^-1, supercells
   dos_kpt_density: 5.0     # k-points per Å^-1, primitive bulk (carrier DOS)
+
+potential_maps:            # Li | electrolyte | cathode interface potentials (docs/potential_maps.md)
+  stacks: []               # e.g. [{electrolyte: LiF, cathode: LiCoO2}]; adds the slab, defect and voltage runs
+  states_of_charge: null   # fractions of Li removed; null: layered [0, 0.5], spinel [0, 0.5, 1]
+  voltage_backend: mlip    # calculator of the cathode lithiation energies (mlip | gpaw | vasp)
+  cathode_fermi_above_vbm: 0.0  # eV; the cathode's work function is its IP minus this
+  barrier_low: 0.1         # V, |dphi| below this is barrier-less
+  barrier_high: 0.4        # V, above this a high barrier
+  n_points: 41             # mu_Li points in each profile
 """
 
 

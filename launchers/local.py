@@ -8,21 +8,31 @@ from collections.abc import Callable, Iterable
 from coatflow.launchers.config import CampaignConfig
 from coatflow.launchers.stores import CampaignStores
 from coatflow.makers.registry import get_maker
-from coatflow.workflows.builders import CandidateBuilder
+from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, run_plans
 from coatflow.workflows.candidates import load_candidates
+from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
 
 #: Tasks the funnel runs, and the config field naming each one's backend.
 FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb")
 
 
-def build_candidates(stores: CampaignStores) -> int:
-    """Run the CandidateBuilder once; returns how many materials it updated."""
-    builder = CandidateBuilder(stores.jobs.docs_store, stores.candidates)
+def _build(builder) -> int:
     items = list(builder.get_items())
     docs = [builder.process_item(i) for i in items]
     builder.update_targets(docs)
     return len(docs)
+
+
+def build_candidates(stores: CampaignStores) -> int:
+    """Run the CandidateBuilder once; returns how many materials it updated."""
+    return _build(CandidateBuilder(stores.jobs.docs_store, stores.candidates))
+
+
+def build_potential_maps(stores: CampaignStores) -> int:
+    """Run the PotentialMapBuilder once; returns how many stacks it (re)built."""
+    settings = stores.config.potential_maps.model_dump(exclude={"stacks", "states_of_charge", "voltage_backend"})
+    return _build(PotentialMapBuilder(stores.jobs.docs_store, stores.maps, settings))
 
 
 def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = False) -> tuple[Iterable, int]:
@@ -40,6 +50,7 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
     planner = FunnelPlanner(config, stores.jobs)
     plans: Iterable[CandidatePlan] = (planner.plan(c) for c in candidates)
     n_plans = len(candidates)
+    config = with_map_ingredients(config)  # potential-map stacks add their surfaces and defects
     if config.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
         from coatflow.workflows.surfaces import plan_surfaces
 
@@ -50,6 +61,9 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
 
         defect_plans = plan_defects(config, stores.jobs)
         plans, n_plans = itertools.chain(plans, defect_plans), n_plans + len(defect_plans)
+    if config.potential_maps.stacks:  # cathode voltages (workflows/potential_maps.py)
+        voltage_plans = plan_cathode_voltages(config, stores.jobs)
+        plans, n_plans = itertools.chain(plans, voltage_plans), n_plans + len(voltage_plans)
     return (plans if lazy else list(plans)), n_plans
 
 
@@ -63,6 +77,7 @@ def run_campaign(config: CampaignConfig, on_start: Callable[[int], None] | None 
             on_start(n_plans)
         report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), on_candidate)
         updated = build_candidates(stores)
+        build_potential_maps(stores)
     finally:
         stores.close()
     return report, updated

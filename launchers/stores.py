@@ -20,7 +20,7 @@ from coatflow.launchers.config import CampaignConfig
 from coatflow.workflows.errors import CoatflowError
 
 PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"
-JOBS, BLOBS, CANDIDATES, CACHE = "jobs", "blobs", "candidates", "cache"
+JOBS, BLOBS, CANDIDATES, CACHE, MAPS = "jobs", "blobs", "candidates", "cache", "potential_maps"
 _TIMEOUT = {"serverSelectionTimeoutMS": 5000}
 
 
@@ -98,9 +98,10 @@ class CampaignStores:
         self.jobs = make_job_store(config)
         self.candidates = make_store(config, CANDIDATES)
         self.cache = make_store(config, CACHE)
+        self.maps = make_store(config, MAPS)
 
     def connect(self) -> CampaignStores:
-        for store in (self.jobs, self.candidates, self.cache):
+        for store in (self.jobs, self.candidates, self.cache, self.maps):
             connect_checked(store, self.config)
         ensure_index(self.jobs.docs_store, "metadata.coatflow.key")
         ensure_index(self.jobs.docs_store, "metadata.coatflow.material_id")
@@ -108,7 +109,7 @@ class CampaignStores:
         return self
 
     def close(self) -> None:
-        for store in (self.jobs, self.candidates, self.cache):
+        for store in (self.jobs, self.candidates, self.cache, self.maps):
             try:
                 store.close()
             except Exception:  # noqa: BLE001

@@ -102,3 +102,59 @@ def rank_candidates(docs: list[dict]) -> list[dict]:
 
     return sorted(docs, key=lambda d: (d.get("failed_stage") is not None, -depth(d), -d.get("stages_passed", 0),
                                        d["formula"]))
+
+
+class PotentialMapBuilder(Builder):
+    """One ``potential_maps`` document per (electrolyte, cathode, state of charge) whose ingredients are stored.
+
+    Every electrolyte with a defect analysis and an IP is paired with every cathode with voltages and an IP
+    (or work function), given a Li work function. Incremental: a stack is rebuilt only when one of its
+    ingredients completed after its stored map; idempotent otherwise.
+    """
+
+    def __init__(self, jobs: Store, maps: Store, settings: dict, **kwargs):
+        self.jobs = jobs
+        self.maps = maps
+        self.settings = settings
+        super().__init__(sources=[jobs], targets=[maps], **kwargs)
+
+    def _newest(self, task: str) -> dict[str, dict]:
+        """formula -> newest job document of ``task``."""
+        out: dict[str, dict] = {}
+        for d in self.jobs.query({"metadata.coatflow.task": task},
+                                 properties=["output", "uuid", "completed_at", "metadata.coatflow"]):
+            f = (d.get("output") or {}).get("formula")
+            if f and (f not in out or (d.get("completed_at") or "") > (out[f].get("completed_at") or "")):
+                out[f] = d
+        return out
+
+    def get_items(self) -> Iterator[dict]:
+        from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK
+
+        ensure_index(self.maps, "electrolyte")
+        surfaces, defects, voltages = (self._newest(t) for t in (SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK))
+        built = {(d["electrolyte"], d["cathode"]): d.get("completed_at") or ""
+                 for d in self.maps.query({}, properties=["electrolyte", "cathode", "completed_at"])}
+        li = surfaces.get("Li")
+        items = []
+        if li is not None:
+            for se, se_defects in sorted(defects.items()):
+                for cathode, volt in sorted(voltages.items()):
+                    if se not in surfaces or cathode not in surfaces:
+                        continue
+                    parts = (li, surfaces[se], se_defects, surfaces[cathode], volt)
+                    newest = max(p.get("completed_at") or "" for p in parts)
+                    if newest > built.get((se, cathode), ""):
+                        items.append(parts)
+        self.total = len(items)
+        yield from items
+
+    def process_item(self, item) -> list[dict]:
+        from coatflow.workflows.potential_maps import assemble_maps
+
+        return [m.model_dump() for m in assemble_maps(*item, self.settings)]
+
+    def update_targets(self, items: list[list[dict]]) -> None:
+        docs = [d for group in items for d in group]
+        if docs:
+            self.maps.update(docs, key=["electrolyte", "cathode", "state_of_charge"])

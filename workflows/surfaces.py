@@ -101,7 +101,10 @@ def generate_slabs(bulk: Structure, max_index: int = 1, facets: list | None = No
     for hkl in millers:
         if len(hkl) != 3 or not any(hkl):
             raise CoatflowError(f"invalid Miller index {list(hkl)}")
-        gen = slab_generator(conv, prim, hkl, slab_thickness, vacuum)
+        try:
+            gen = slab_generator(conv, prim, hkl, slab_thickness, vacuum)
+        except CoatflowError:  # rhombohedral standard primitives are rotated against the hexagonal cell
+            gen = slab_generator(conv, conv.get_primitive_structure(), hkl, slab_thickness, vacuum)
         for slab in gen.get_slabs(symmetrize=False):
             slab = slab.get_orthogonal_c_slab()  # c along the normal: GPAW's dipole layer and planar average need it
             if len(slab) > max_atoms:

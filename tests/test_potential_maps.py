@@ -1,0 +1,143 @@
+"""Interface potential model (workflows/interface_potential.py) on hand-made inputs with known answers."""
+
+import numpy as np
+import pytest
+
+from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.interface_potential import (
+    Cathode, Electrolyte, classify_barrier, stack_potentials, tabulated_fermi_level)
+
+PSI_LI = 2.9  # eV, Li work function
+
+
+def _se(slope, window=(0.0, 5.0), e0=3.0, ip=6.0, gap=6.0, formula="SE"):
+    """E_F = e0 + slope * mu_Li; slope +1 in mu_Li is slope -1 against the voltage U = -mu_Li/e."""
+    return Electrolyte(formula, ip, gap, window[0], window[1], lambda mu: e0 + slope * mu)
+
+
+def _inside(result, key):
+    return np.array([v for v, r in zip(result["profile"][key], result["profile"]["region"]) if r == "electrolyte"])
+
+
+def test_flat_band_case_keeps_phi_and_vbm_constant_across_the_electrolyte():
+    res = stack_potentials(PSI_LI, _se(slope=1.0), Cathode("C", 0.0, ocv=4.0, work_function=5.5))
+    phi, vbm, mu = _inside(res, "phi"), _inside(res, "vbm"), _inside(res, "mu_li")
+    assert mu.max() == pytest.approx(0.0) and mu.min() == pytest.approx(-4.0)  # whole drop inside the window
+    assert np.ptp(phi) == pytest.approx(0.0, abs=1e-12) and np.ptp(vbm) == pytest.approx(0.0, abs=1e-12)
+    assert phi[0] == pytest.approx(3.0 - 6.0 + PSI_LI)  # E_F - IP + psi_a - mu_Li at mu_Li = 0
+    assert vbm[0] == pytest.approx(-3.0)
+    assert res["delta_phi_anode"] == pytest.approx(-0.1)
+    # cathode: phi_c = psi_a - W_c + OCV = 1.4 V
+    assert res["phi_cathode"] == pytest.approx(PSI_LI - 5.5 + 4.0)
+    assert res["delta_phi_cathode"] == pytest.approx(1.4 - (-0.1))
+    assert res["grey_anode"] == 0 and res["grey_cathode"] == 0
+
+
+def test_sloped_case_half_slope_tilts_phi_and_bands():
+    res = stack_potentials(PSI_LI, _se(slope=0.5), Cathode("C", 0.0, ocv=4.0, work_function=5.5))
+    phi, vbm, mu = _inside(res, "phi"), _inside(res, "vbm"), _inside(res, "mu_li")
+    assert np.polyfit(mu, phi, 1)[0] == pytest.approx(-0.5)  # d(e phi)/d mu_Li = dE_F/dmu - 1
+    assert np.polyfit(mu, vbm, 1)[0] == pytest.approx(0.5)  # dVBM/dmu_Li = 1 - dE_F/dmu
+    assert res["phi_electrolyte_cathode"] - res["phi_electrolyte_anode"] == pytest.approx(2.0)
+    assert np.allclose(_inside(res, "cbm") - vbm, 6.0)
+
+
+def test_sign_conventions_for_charge_and_discharge():
+    assert classify_barrier(0.05) == "barrier-less"
+    assert classify_barrier(-0.05) == "barrier-less"
+    assert classify_barrier(0.3) == "low barrier to discharge"
+    assert classify_barrier(-0.3) == "low barrier to charge"
+    assert classify_barrier(0.9) == "high barrier to discharge"
+    assert classify_barrier(-0.9, low=0.1, high=1.0) == "low barrier to charge"
+    # a higher cathode work function lowers phi_cathode: Li+ entering the cathode then runs downhill on discharge
+    lo = stack_potentials(PSI_LI, _se(1.0), Cathode("C", 0.0, 4.0, work_function=5.0))
+    hi = stack_potentials(PSI_LI, _se(1.0), Cathode("C", 0.0, 4.0, work_function=7.5))
+    assert lo["delta_phi_cathode"] - hi["delta_phi_cathode"] == pytest.approx(2.5)
+    assert hi["delta_phi_cathode"] < 0 and hi["barrier_cathode"].endswith("charge")
+
+
+# Swift et al.'s stability windows (V vs Li/Li+) and a 4.0 V cathode
+SWIFT_WINDOWS = {"LiPON": (0.68, 2.64), "Li3PO4": (0.69, 4.21), "LLZO": (0.00, 2.91), "Li3PS4": (1.74, 2.32)}
+
+
+@pytest.mark.parametrize("name", SWIFT_WINDOWS)
+def test_out_of_window_drop_lies_at_the_interfaces(name):
+    red, ox = SWIFT_WINDOWS[name]
+    ocv = 4.0
+    res = stack_potentials(PSI_LI, _se(1.0, (red, ox), formula=name), Cathode("C", 0.0, ocv, 5.5), n_points=401)
+    assert res["grey_anode"] == pytest.approx(red)
+    assert res["grey_cathode"] == pytest.approx(max(0.0, ocv - ox))
+    assert res["grey_anode"] + res["grey_cathode"] + (res["mu_li_electrolyte"][0] - res["mu_li_electrolyte"][1]) \
+        == pytest.approx(ocv)
+    prof = res["profile"]
+    anode = [-m for m, r in zip(prof["mu_li"], prof["region"]) if r == "anode interface"]
+    cathode = [-m for m, r in zip(prof["mu_li"], prof["region"]) if r == "cathode interface"]
+    if red > 0:  # grey band on the map spans 0 ... red (V), exclusive of the window edge
+        assert min(anode) == pytest.approx(0.0) and max(anode) < red <= max(anode) + 4.0 / 400 + 1e-9
+    else:
+        assert anode == []
+    if ocv > ox:
+        assert max(cathode) == pytest.approx(ocv) and min(cathode) > ox
+    window = [-m for m, r in zip(prof["mu_li"], prof["region"]) if r == "electrolyte"]
+    assert min(window) == pytest.approx(red) and max(window) == pytest.approx(min(ox, ocv))
+
+
+def test_li3ps4_like_electrolyte_is_flagged_as_reduced_by_li():
+    # window 1.74-2.32 V; E_F pinned near the CBM (n-type when Li-rich): CBM ends up below the Li Fermi level
+    se = _se(1.0, SWIFT_WINDOWS["Li3PS4"], e0=4.0, gap=2.5, formula="Li3PS4")
+    res = stack_potentials(PSI_LI, se, Cathode("C", 0.0, 4.0, 5.5))
+    assert res["band_edges"]["anode_side"]["cbm"] < 0
+    assert any("reduced by Li" in f for f in res["flags"])
+    ok = stack_potentials(PSI_LI, _se(1.0, (0.0, 5.0), e0=2.0, gap=6.0), Cathode("C", 0.0, 4.0, 5.5))
+    assert not any("reduced" in f for f in ok["flags"])
+
+
+def test_tabulated_fermi_level_interpolates_and_refuses_to_extrapolate():
+    ef = tabulated_fermi_level([0.0, -1.0, -2.0], [3.0, 2.0, 1.5], "X")
+    assert ef(-0.5) == pytest.approx(2.5) and ef(-1.5) == pytest.approx(1.75)
+    with pytest.raises(CoatflowError, match="computed for mu_Li"):
+        ef(-3.0)
+    with pytest.raises(CoatflowError, match="window"):
+        _se(1.0, (3.0, 1.0))
+
+
+# -- cathode voltages (workflows/cathode.py) ---------------------------------------------------------------
+
+
+def test_voltage_hull_steps_and_ocv_by_state_of_charge():
+    from coatflow.workflows.cathode import ocv_at, voltage_steps
+
+    mu_li = -2.0
+    # E(x) per host unit: x = 0, 0.5, 1 on the hull; a second x = 0.5 ordering above it
+    points = [(0.0, 0.0), (0.5, -3.0), (0.5, -2.5), (1.0, -5.0)]
+    steps, on_hull = voltage_steps(points, mu_li)
+    assert on_hull == {0.0, 0.5, 1.0}
+    # V = -[E(hi) - E(lo) - (hi - lo) mu_Li] / (hi - lo)
+    assert steps[0]["voltage"] == pytest.approx(-(-3.0 - 0.0 + 0.5 * 2.0) / 0.5)  # 0 -> 0.5: 4.0 V
+    assert steps[1]["voltage"] == pytest.approx(-(-5.0 + 3.0 + 0.5 * 2.0) / 0.5)  # 0.5 -> 1: 2.0 V
+    assert ocv_at(steps, 1.0) == pytest.approx(2.0)  # 0 % charged: the Li-rich step is being emptied
+    assert ocv_at(steps, 0.5) == pytest.approx(4.0)  # 50 %
+    assert ocv_at(steps, 0.0) == pytest.approx(4.0)  # fully charged: the last step
+    # an intermediate above the hull is skipped: one step 0 -> 1 at the average voltage
+    steps, on_hull = voltage_steps([(0.0, 0.0), (0.5, -1.0), (1.0, -5.0)], mu_li)
+    assert on_hull == {0.0, 1.0} and steps[0]["voltage"] == pytest.approx(3.0)
+
+
+def test_delithiated_cells_of_a_layered_cathode():
+    from coatflow.workflows.cathode import cathode_kind, delithiated, host_of
+    from coatflow.workflows.surfaces import bulk_structure
+
+    lco = bulk_structure("LiCoO2")
+    assert cathode_kind(lco) == "layered"
+    assert cathode_kind(bulk_structure("LiMn2O4")) == "spinel"
+    host, x_max = host_of(lco)
+    assert host.reduced_formula == "CoO2" and x_max == 1
+    half = delithiated(lco, 0.5)
+    assert half and all(s.composition.reduced_formula == "Li(CoO2)2" for s in half)
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    assert not any(StructureMatcher().fit(a, b) for i, a in enumerate(half) for b in half[i + 1:])
+    empty = delithiated(lco, 1.0)
+    assert empty[0].composition.reduced_formula == "CoO2"
+    with pytest.raises(CoatflowError, match="fraction"):
+        delithiated(lco, 1.5)
