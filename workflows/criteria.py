@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pymatgen.core import Composition, Element
 
-#: Funnel stages, cheapest first. A candidate that fails one never reaches the next.
+#: Funnel stages, cheapest first. A candidate that fails one never reaches the next. The two phase-diagram
+#: stages (window, interfacial reactions) reuse the phase_stability relaxations, so they run before the
+#: elastic tensor; the survivors are the same in any order, only the cost differs.
 STAGES: tuple[str, ...] = (
     "database_filter",
     "bulk_relax",
     "phase_stability",  # E_hull: the database filter's hull criterion, on the campaign's own energies
-    "shear_modulus",
     "stability_window",
-    "li_adsorption",
     "interfacial_reactions",
+    "shear_modulus",
+    "li_adsorption",
     "migration_barrier",
 )
 
