@@ -83,6 +83,18 @@ class AdsorptionConfig(_Strict):
     steps: int = Field(150, ge=1, description="optimizer steps cap per relaxation")
 
 
+class DielectricCalcConfig(_Strict):
+    """GPAW static dielectric tensor (makers/dielectric.py), for materials without a defects.dielectric entry."""
+
+    ecut: float = Field(400.0, gt=0, description="eV, Born-charge and force-constant runs")
+    kpt_density: float = Field(3.0, gt=0, description="k-points per Å^-1, displacement runs (symmetry off)")
+    displacement: float = Field(0.01, gt=0, le=0.1, description="Å, +- finite displacements")
+    eps_kpt_density: float = Field(5.0, gt=0, description="k-points per Å^-1, RPA eps_inf ground state")
+    nbands: int = Field(60, ge=1, description="bands in the RPA eps_inf")
+    response_ecut: float = Field(50.0, gt=0, description="eV, local-field plane waves of eps_inf")
+    eta: float = Field(0.001, gt=0, description="eV, broadening of eps_inf")
+
+
 class DefectsConfig(_Strict):
     """Charged point defects and E_F(mu_Li) (workflows/defects.py); runs on backends.defects (gpaw)."""
 
@@ -96,7 +108,8 @@ class DefectsConfig(_Strict):
     temperature: float = Field(300.0, gt=0, description="K")
     n_mu: int = Field(21, ge=2, description="mu_Li grid points across the window")
     dielectric: dict[str, float | list[float] | list[list[float]]] = Field(
-        default_factory=dict, description="static dielectric constant per formula (gpaw computes none)")
+        default_factory=dict, description="static dielectric constant per formula; missing: computed (gpaw)")
+    dielectric_calc: DielectricCalcConfig = DielectricCalcConfig()
     relax_bulk: bool = True
     relax_steps: int = Field(0, ge=0, description="BFGS steps at fixed cell; 0 or 1 = single point")
     fmax: float = Field(0.05, gt=0, description="eV/Å")
@@ -381,7 +394,15 @@ defects:                   # charged point defects and E_F(mu_Li) (backends.defe
   max_atoms: 64
   temperature: 300.0       # K
   n_mu: 21                 # mu_Li grid points across the stability window
-  dielectric: {}           # static dielectric constant per formula, e.g. {LiF: 9.0}
+  dielectric: {}           # static dielectric constant per formula, e.g. {LiF: 9.0}; missing: computed below
+  dielectric_calc:         # gpaw eps_inf + eps_ion for materials without a dielectric entry
+    ecut: 400.0            # eV, Born-charge and force-constant runs (symmetry off)
+    kpt_density: 3.0       # k-points per Å^-1, displacement runs
+    displacement: 0.01     # Å, +- finite displacements
+    eps_kpt_density: 5.0   # k-points per Å^-1, RPA eps_inf ground state
+    nbands: 60             # bands in the RPA eps_inf
+    response_ecut: 50.0    # eV, local-field plane waves of eps_inf
+    eta: 0.001             # eV, broadening of eps_inf
   relax_bulk: true         # relax the primitive cell (gpaw) first
   relax_steps: 0           # BFGS steps at fixed cell for defects; 0 = single point
   fmax: 0.05               # eV/Å

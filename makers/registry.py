@@ -80,4 +80,5 @@ def _load_makers() -> None:
     from coatflow.makers import gpaw, slab  # noqa: F401
     from coatflow.makers import elastic  # noqa: F401
     from coatflow.makers import defects  # noqa: F401
+    from coatflow.makers import dielectric  # noqa: F401
     from coatflow.makers import neb  # noqa: F401

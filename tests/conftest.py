@@ -64,3 +64,43 @@ def structure_dir(tmp_path):
     lif().to(filename=str(d / "POSCAR_LiF"))
     lirho2().to(filename=str(d / "LiRhO2.json"))
     return d
+
+
+#: The CI-sized Li | LiF | LiCoO2 stack on GPAW (tiny cells): LiF defects, Li / LiF / LiCoO2 (110) slabs,
+#: CHGNet cathode voltages. test_defects and test_potential_maps assert on the same run.
+LIF_STACK_CONFIG = """
+candidates: {source: formulas, formulas: [Li2O]}
+thresholds: {band_gap_min: 100.0}
+slab: {facets: [[1, 1, 0]], slab_thickness: 4.0, vacuum: 8.0, max_atoms: 16}
+defects:
+  include: [v_Li, Li_i]
+  min_length: 5.0
+  max_atoms: 16
+  dielectric: {LiF: 9.0}
+  relax_bulk: false
+  ecut: 300
+  kpt_density: 1.5
+  dos_kpt_density: 3.0
+  n_mu: 11
+potential_maps:
+  stacks: [{electrolyte: LiF, cathode: LiCoO2}]
+"""
+
+
+def run_cli(*args, timeout=1800):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "coatflow.launchers.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def lif_stack(tmp_path_factory):
+    """(config path, the `coatflow run` result) of one end-to-end run of LIF_STACK_CONFIG."""
+    cfg = tmp_path_factory.mktemp("lif_stack") / "coatflow.yaml"
+    cfg.write_text(LIF_STACK_CONFIG)
+    run = run_cli("run", "-c", str(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return cfg, run

@@ -189,34 +189,14 @@ def test_vasp_defect_inputs(lif_prim, monkeypatch):
 
 
 @pytest.mark.slow
-def test_lif_defects_end_to_end(tmp_path):
+def test_lif_defects_end_to_end(lif_stack):
     """coatflow run on LiF (16-atom cell, V_Li and Li_i in two charge states) and coatflow query."""
-    import subprocess
-    import sys
+    from conftest import run_cli
 
-    cfg = tmp_path / "coatflow.yaml"
-    cfg.write_text("""
-candidates: {source: formulas, formulas: [Li2O]}
-thresholds: {band_gap_min: 100.0}
-defects:
-  materials: [LiF]
-  include: [v_Li, Li_i]
-  min_length: 5.0
-  max_atoms: 16
-  dielectric: {LiF: 9.0}
-  relax_bulk: false
-  ecut: 300
-  kpt_density: 1.5
-  dos_kpt_density: 3.0
-  n_mu: 11
-""")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "coatflow.launchers.cli", "run", "-c", str(cfg)], env=env,
-                         capture_output=True, text=True, timeout=1200)
-    assert run.returncode == 0, run.stderr[-2000:]
     from coatflow.launchers.config import load_config
     from coatflow.launchers.stores import CampaignStores
 
+    cfg, _ = lif_stack
     stores = CampaignStores(load_config(cfg)).connect()
     try:
         doc = stores.jobs.query_one({"metadata.coatflow.task": "defect_thermo"}, properties=["output"])["output"]
@@ -234,6 +214,5 @@ defects:
     assert mu[0] > mu[-1]  # Li-rich first
     assert ef[0] > ef[-1]  # more Li, higher E_F
     assert doc["slope_regimes"]
-    q = subprocess.run([sys.executable, "-m", "coatflow.launchers.cli", "query", "-c", str(cfg)], env=env,
-                       capture_output=True, text=True, timeout=300)
+    q = run_cli("query", "-c", str(cfg), timeout=300)
     assert q.returncode == 0 and "LiF: E_F =" in q.stdout

@@ -141,3 +141,51 @@ def test_delithiated_cells_of_a_layered_cathode():
     assert empty[0].composition.reduced_formula == "CoO2"
     with pytest.raises(CoatflowError, match="fraction"):
         delithiated(lco, 1.5)
+
+
+# -- end to end: Li | LiF | LiCoO2 on GPAW (slabs, defects) and CHGNet (voltages) ---------------------------
+
+
+@pytest.mark.slow
+def test_lif_licoo2_stack_end_to_end(lif_stack):
+    from conftest import run_cli
+
+    from coatflow.launchers.config import load_config
+    from coatflow.launchers.stores import CampaignStores
+
+    cfg, run = lif_stack
+    stores = CampaignStores(load_config(cfg)).connect()
+    try:
+        maps = list(stores.maps.query({}))
+        n_jobs = stores.jobs.docs_store.count()
+        surfaces = {d["output"]["formula"]: d for d in stores.jobs.query(
+            {"metadata.coatflow.task": "surface_summary"}, properties=["output", "uuid"])}
+        defects = stores.jobs.query_one({"metadata.coatflow.task": "defect_thermo"}, properties=["output", "uuid"])
+    finally:
+        stores.close()
+    assert {(m["electrolyte"], m["cathode"], m["state_of_charge"]) for m in maps} == \
+        {("LiF", "LiCoO2", 0.0), ("LiF", "LiCoO2", 0.5)}  # layered: 0 and 50 % delithiated
+    assert 2.5 < surfaces["Li"]["output"]["work_function"] < 3.5
+    for m in maps:
+        # every input is the stored number, traceable to its job
+        assert m["inputs"]["li_work_function"]["uuid"] == surfaces["Li"]["uuid"]
+        assert m["inputs"]["electrolyte_ip"]["value"] == surfaces["LiF"]["output"]["ionization_potential"]
+        assert m["inputs"]["electrolyte_defects"]["uuid"] == defects["uuid"]
+        assert 2.5 < m["ocv"] < 5.0  # LiCoO2 vs Li
+        # LiF's window (0 to > 5 V) holds the whole mu_Li drop: no grey region, no reduction by Li
+        assert m["grey_anode"] == pytest.approx(0.0) and m["grey_cathode"] == pytest.approx(0.0)
+        assert not any("reduced by Li" in f for f in m["flags"])
+        assert m["delta_phi_anode"] == pytest.approx(m["phi"]["electrolyte_anode"])
+        assert m["delta_phi_cathode"] == pytest.approx(m["phi"]["cathode"] - m["phi"]["electrolyte_cathode"])
+        prof = m["profile"]
+        assert prof["mu_li"][0] == 0 and prof["mu_li"][-1] == pytest.approx(-m["ocv"])
+        assert all(r == "electrolyte" for r in prof["region"])
+    q = run_cli("query", "--maps", "-c", str(cfg), timeout=300)
+    assert q.returncode == 0 and "LiF" in q.stdout and "LiCoO2" in q.stdout and "dphi_a" in q.stdout
+    again = run_cli("run", "-c", str(cfg))  # everything stored: no job runs, no document is added
+    assert again.returncode == 0 and "ran 0 jobs" in again.stderr
+    stores = CampaignStores(load_config(cfg)).connect()
+    try:
+        assert stores.jobs.docs_store.count() == n_jobs and stores.maps.count() == 2
+    finally:
+        stores.close()

@@ -7,6 +7,9 @@ one supercell per defect and charge state (same lattice, ions relaxed at fixed c
 window stage's) -> one ``DefectThermoDoc``: Freysoldt-corrected formation energies and
 E_F(mu_Li) from charge neutrality with electrons and holes from the bulk eigenvalues.
 
+The static dielectric tensor comes from ``defects.dielectric`` or, for a material without an entry, from
+``GpawDielectricMaker`` on the primitive cell (makers/dielectric.py: Born charges, Gamma phonons, RPA eps_inf).
+
 Freysoldt: pymatgen-analysis-defects' ``get_freysoldt_correction`` on the planar-averaged potentials
 read from GPAW, with the bulk and defect supercells built on one lattice in one frame (checked).
 PR #226 of pymatgen-analysis-defects fixed swapped bulk/defect site potentials in the Kumagai (EFNV)
@@ -25,9 +28,11 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from coatflow.workflows import defect_thermo as dt
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.schemas import DefectCalcDoc, DefectChargeState, DefectThermoDoc, FermiPoint
+from coatflow.workflows.schemas import DefectCalcDoc, DefectChargeState, DefectThermoDoc, DielectricDoc, FermiPoint
 
 LI = "Li"
+CONFIG_DIELECTRIC = "config (defects.dielectric)"
+GPAW_DIELECTRIC = "gpaw (Berry-phase Born charges + Gamma phonons + RPA eps_inf with local fields)"
 
 # -- defect set ----------------------------------------------------------------------------------
 
@@ -202,6 +207,36 @@ def chempot_model(window: dict, pd, host: Composition, e_host_fu: float, e_li: f
                 "shift_per_atom": float(delta), "phase_diagram_scale": window.get("energy_scale")}
 
 
+# -- dielectric tensor ---------------------------------------------------------------------------------
+
+
+def config_dielectric(value, formula: str):
+    """A defects.dielectric entry checked: a positive scalar, 3 diagonal values or a 3x3 tensor."""
+    eps = np.asarray(value, float)
+    if eps.shape not in ((), (3,), (3, 3)):
+        raise CoatflowError(f"defects.dielectric.{formula}: give a number, 3 diagonal values or a 3x3 tensor")
+    diag = np.diag(eps) if eps.shape == (3, 3) else eps
+    if np.any(diag <= 0) or not np.all(np.isfinite(eps)):
+        raise CoatflowError(f"defects.dielectric.{formula}: the dielectric constant must be positive")
+    return value
+
+
+def dielectric_tensor(dielectric, source: str) -> tuple[np.ndarray, str, float | None]:
+    """(3x3 static tensor, its source, wall time s) from a config value or a computed ``DielectricDoc``."""
+    if isinstance(dielectric, dict) and "eps_total" in dielectric:
+        dielectric = DielectricDoc(**{k: v for k, v in dielectric.items() if not k.startswith("@")})
+    if isinstance(dielectric, DielectricDoc):
+        eps = np.asarray(dielectric.eps_total, float)
+        s = dielectric.settings
+        detail = ", ".join(f"{k} {s[k]}" for k in ("ecut", "kpt_density", "eps_kpt_density", "nbands") if k in s)
+        return eps, f"{GPAW_DIELECTRIC}; {detail}", dielectric.elapsed_time
+    if dielectric is None:
+        raise CoatflowError("no dielectric constant: give defects.dielectric or let the gpaw backend compute it")
+    eps = np.asarray(dielectric, float)
+    eps = np.diag(np.broadcast_to(eps, (3,))) if eps.shape in ((), (3,)) else eps
+    return eps, source, None
+
+
 # -- analysis ------------------------------------------------------------------------------------------
 
 
@@ -212,10 +247,11 @@ def _calc(d) -> DefectCalcDoc:
 def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], calcs: list, bulk_sc, bulk_prim, li_doc,
                     window: dict, pd, dielectric, dielectric_source: str, settings: dict,
                     uuids: list | None = None) -> DefectThermoDoc:
-    """Formation energies, corrections and E_F(mu_Li) from finished calculations."""
+    """Formation energies, corrections and E_F(mu_Li) from finished calculations.
+
+    ``dielectric``: a value from the config (number, diagonal or 3x3) or a computed ``DielectricDoc``."""
     bulk_sc, bulk_prim = _calc(bulk_sc), _calc(bulk_prim)
-    eps = np.asarray(dielectric, float)
-    eps = np.diag(np.broadcast_to(eps, (3,))) if eps.shape in ((), (3,)) else eps
+    eps, dielectric_source, eps_time = dielectric_tensor(dielectric, dielectric_source)
     host = prim.composition.element_composition
     n_fu = host.get_reduced_composition_and_factor()[1] * len(bulk_sc.structure) / len(prim)
     e_host_fu = bulk_sc.energy / n_fu  # the supercell's k-mesh, so k-point errors cancel in E_f
@@ -230,6 +266,8 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
     states, solver = [], []
     mu_rich = mu_of(window["mu_li_max"])
     timings = {"bulk_supercell": bulk_sc.elapsed_time or 0.0, "bulk_primitive": bulk_prim.elapsed_time or 0.0}
+    if eps_time is not None:
+        timings["dielectric"] = eps_time
     for spec, raw, uuid in zip(specs, calcs, uuids or [None] * len(specs)):
         c = _calc(raw)
         q = spec["charge"]
@@ -326,8 +364,14 @@ def defect_jobs(ident: dict, prim: Structure, li_doc, cand_doc, phase_docs, sett
     """Bulk, defect and analysis jobs for ``prim``; ``add(factory, task, label, final)`` files each one
     under the key make_key(stage key, task, label) (the analysis under the stage key itself)."""
     from coatflow.makers.defects import GpawDefectMaker
+    from coatflow.makers.dielectric import GpawDielectricMaker
 
     s = settings
+    if s.get("dielectric") is None:  # no config value: eps_inf + eps_ion of this primitive cell
+        eps_maker = GpawDielectricMaker(**s["dielectric_calc"])
+        eps_out, _ = add(lambda: eps_maker.make(prim), "dielectric", "primitive", False)
+    else:
+        eps_out = s["dielectric"]
     sc_mat = supercell_matrix(prim, s["min_length"], s["max_atoms"])
     bulk_sc = prim.copy()
     bulk_sc.make_supercell(sc_mat)
@@ -350,7 +394,7 @@ def defect_jobs(ident: dict, prim: Structure, li_doc, cand_doc, phase_docs, sett
             calcs.append(out)
             uuids.append(uuid)
     add(lambda: defect_thermo_job(ident, prim, sc_mat.tolist(), specs, calcs, b_sc, b_prim, li_doc, cand_doc,
-                                  phase_docs, s["dielectric"], s["dielectric_source"], s, uuids),
+                                  phase_docs, eps_out, s["dielectric_source"], s, uuids),
         "defect_thermo", "summary", True)
 
 
@@ -395,11 +439,15 @@ def plan_defects(config, job_store) -> list:
         structure = bulk_structure(formula)
         red = structure.composition.reduced_formula
         eps = dc.dielectric.get(red, dc.dielectric.get(formula))
-        if eps is None:
-            raise CoatflowError(f"defects.dielectric has no entry for {red}: give its static dielectric constant "
-                                "(the gpaw backend computes no dielectric tensor)")
-        settings = {**dc.model_dump(exclude={"materials", "dielectric"}), "backend": backend, "dielectric": eps,
-                    "dielectric_source": "config (defects.dielectric)"}
+        if eps is not None:  # the settings (and so the job keys) of runs before dielectric_calc existed
+            settings = {**dc.model_dump(exclude={"materials", "dielectric", "dielectric_calc"}), "backend": backend,
+                        "dielectric": config_dielectric(eps, red), "dielectric_source": CONFIG_DIELECTRIC}
+        else:  # computed on the (relaxed) primitive cell by GpawDielectricMaker
+            from coatflow.makers.dielectric import GpawDielectricMaker
+
+            GpawDielectricMaker(**dc.dielectric_calc.model_dump())  # bad settings fail here, at planning
+            settings = {**dc.model_dump(exclude={"materials", "dielectric"}), "backend": backend, "dielectric": None,
+                        "dielectric_source": GPAW_DIELECTRIC}
         mid = f"defects-{red}"
         plan = CandidatePlan(Candidate(mid, red, "defects", structure))
         ident = plan.ident

@@ -267,6 +267,33 @@ class DefectThermoDoc(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class DielectricDoc(BaseModel):
+    """Static dielectric tensor of a bulk cell: eps_total = eps_electronic + eps_ionic (makers/dielectric.py)."""
+
+    structure: Structure = Field(description="the (primitive) cell computed")
+    formula: str
+    eps_electronic: list[list[float]] = Field(description="eps_inf, RPA with local fields, q -> 0, omega = 0")
+    eps_electronic_no_local_fields: list[list[float]] = Field(default_factory=list)
+    eps_ionic: list[list[float]] = Field(description="4 pi e^2/Omega sum over optical modes Zm Zm / omega^2")
+    eps_total: list[list[float]] = Field(description="static (electronic + ionic) tensor, for Freysoldt")
+    eps_total_average: float = Field(description="trace / 3")
+    born_charges: list[list[list[float]]] = Field(
+        description="e, per atom [a][b] = Omega dP_a/du_b, acoustic sum rule imposed")
+    born_charges_raw: list[list[list[float]]] = Field(default_factory=list, description="e, before the ASR fix")
+    born_asr_violation: float = Field(description="e, max |sum over atoms of Z| before the fix")
+    force_constants: list[list[float]] = Field(default_factory=list, description="eV/Å^2, 3N x 3N, raw")
+    phonon_frequencies: list[float] = Field(description="cm^-1 at Gamma, all 3N modes (negative = imaginary)")
+    acoustic_modes: list[int] = Field(description="indices of the three acoustic modes (excluded from eps_ionic)")
+    mode_effective_charges: list[list[float]] = Field(default_factory=list, description="e/sqrt(amu), [mode][a]")
+    displacement_runs: int = 0
+    method: str = ""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    timings: dict[str, float] = Field(default_factory=dict, description="s")
+    elapsed_time: float | None = Field(None, description="s, wall time of the whole job")
+
+    model_config = {"arbitrary_types_allowed": True}
+
+
 class MigrationHopResult(BaseModel):
     """One Li-vacancy hop's CI-NEB (makers/neb.py); ``images`` go to the ``data`` store."""
 

@@ -1,0 +1,229 @@
+"""Static dielectric tensor (electronic + ionic) with GPAW, for the Freysoldt correction.
+
+``GpawDielectricMaker`` on a primitive cell:
+
+1. 6N finite displacements (+-``displacement`` Å along x, y, z of every atom), symmetry off: each gives
+   the Berry-phase polarization (``gpaw.berryphase.polarization_phase``), turned into Born effective
+   charges by ``gpaw.borncharges.born_charges``, and the forces, turned into the Gamma-point force
+   constants by central differences. One SCF per displacement serves both.
+2. eps_inf: RPA with local fields from ``gpaw.response.df.DielectricFunction`` at q -> 0, omega = 0, on a
+   separate ground state (symmetry on, ``nbands`` bands from full diagonalisation).
+3. eps_ion from the mode effective charges and the optical-mode frequencies (``ionic_dielectric``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from jobflow import Maker, job
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from coatflow.makers.gpaw import gpaw_calculator
+from coatflow.makers.registry import register
+from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.schemas import DielectricDoc
+
+#: e^2 in Gaussian units, eV Å (= Hartree * Bohr). With Born charges in e, masses in amu, omega^2 in
+#: eV/(Å^2 amu) (force constants / mass) and the volume in Å^3, the ionic dielectric tensor is
+#:   eps_ion_ab = 4 pi E2 / Omega * sum_m Zm_a Zm_b / omega_m^2
+#: dimensionless (the amu cancels between Zm^2 and omega^2): 4 pi E2 = 180.95 eV Å.
+E2 = 14.399645351950548
+#: hbar * sqrt(eV / (Å^2 amu)) in eV; divide by ase.units.invcm for cm^-1 (= 521.47 cm^-1 per unit).
+HBAR_OMEGA = 1.0545718001391127e-34 * 1e10 / np.sqrt(1.6021766208e-19 * 1.66053904e-27)
+INVCM = 0.0001239841973964072  # eV
+
+
+# -- ionic part: pure numpy, unit-tested on analytic cases -----------------------------------------------
+
+
+def asr_born_charges(born: np.ndarray) -> tuple[np.ndarray, float]:
+    """Born charges (N, 3, 3) with the acoustic sum rule imposed (mean over atoms removed), and the
+    largest violation |sum_k Z_k,ab| before the correction (e)."""
+    born = np.asarray(born, float)
+    total = born.sum(axis=0)
+    return born - total / len(born), float(np.abs(total).max())
+
+
+def asr_force_constants(fc: np.ndarray) -> np.ndarray:
+    """Symmetric force constants (3N x 3N) with rigid translations projected out (exact ASR)."""
+    fc = np.asarray(fc, float)
+    n = len(fc) // 3
+    translations = np.tile(np.eye(3), (n, 1)) / np.sqrt(n)  # orthonormal columns
+    proj = np.eye(3 * n) - translations @ translations.T
+    sym = 0.5 * (fc + fc.T)
+    return proj @ sym @ proj
+
+
+def ionic_dielectric(born: np.ndarray, force_constants: np.ndarray, masses, volume: float) -> dict:
+    """Ionic dielectric tensor from Born charges (N, 3, 3; Z[k, a, b] = Omega dP_a/du_kb, e), Gamma force
+    constants (3N x 3N, eV/Å^2, ASR imposed), masses (amu) and the cell volume (Å^3).
+
+    Returns eps_ionic (3x3), omega2 (eV/(Å^2 amu), all 3N modes), frequencies (cm^-1, negative for
+    imaginary), the acoustic mode indices and the mode effective charges (e/sqrt(amu)).
+    """
+    born = np.asarray(born, float)
+    fc = np.asarray(force_constants, float)
+    masses = np.asarray(masses, float)
+    n = len(masses)
+    if born.shape != (n, 3, 3) or fc.shape != (3 * n, 3 * n):
+        raise CoatflowError(f"Born charges {born.shape} and force constants {fc.shape} do not fit {n} atoms")
+    if volume <= 0 or np.any(masses <= 0):
+        raise CoatflowError("cell volume and masses must be positive")
+    inv_sqrt_m = np.repeat(masses ** -0.5, 3)
+    dyn = fc * np.outer(inv_sqrt_m, inv_sqrt_m)
+    omega2, vecs = np.linalg.eigh(0.5 * (dyn + dyn.T))
+    # acoustic modes: the three with the largest weight on mass-weighted rigid translations
+    trans = np.tile(np.eye(3), (n, 1)) * np.repeat(np.sqrt(masses), 3)[:, None]
+    trans /= np.linalg.norm(trans, axis=0)
+    weight = ((trans.T @ vecs) ** 2).sum(axis=0)
+    acoustic = sorted(int(i) for i in np.argsort(weight)[-3:])
+    optic = [m for m in range(3 * n) if m not in acoustic]
+    # mode effective charge Zm_a = sum_kb Z[k, a, b] e_m(kb) / sqrt(m_k)
+    z_flat = born.transpose(1, 0, 2).reshape(3, 3 * n)  # [a, (k, b)]
+    zmode = (z_flat * inv_sqrt_m[None, :]) @ vecs  # [a, m]
+    unstable = [m for m in optic if omega2[m] <= 1e-8]
+    if unstable:
+        raise CoatflowError(f"{len(unstable)} optical Gamma mode(s) with omega^2 <= 0: the cell is not at a "
+                            "minimum (relax it first) or the force constants are too noisy")
+    eps = sum(np.outer(zmode[:, m], zmode[:, m]) / omega2[m] for m in optic) * 4 * np.pi * E2 / volume
+    freqs = np.sign(omega2) * HBAR_OMEGA * np.sqrt(np.abs(omega2)) / INVCM
+    return {"eps_ionic": np.asarray(eps), "omega2": omega2, "frequencies": freqs, "acoustic": acoustic,
+            "mode_charges": zmode.T}
+
+
+def electronic_tensor_from_directions(eps_of) -> np.ndarray:
+    """3x3 tensor from the longitudinal eps(d) = d.eps.d along x, y, z and the three face diagonals."""
+    eps = np.diag([eps_of(v) for v in np.eye(3)])
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        d = np.zeros(3)
+        d[[a, b]] = 1.0
+        eps[a, b] = eps[b, a] = eps_of(d) - 0.5 * (eps[a, a] + eps[b, b])
+    return eps
+
+
+# -- GPAW runs -----------------------------------------------------------------------------------------
+
+
+def born_and_force_constants(atoms, calc_kwargs: dict, delta: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Raw Born charges (N, 3, 3) and force constants (3N x 3N, eV/Å^2) from +-delta displacements with
+    one symmetry-free GPAW calculator (each SCF starts from the previous wave functions)."""
+    from gpaw.berryphase import ZeroBandgap, polarization_phase
+    from gpaw.borncharges import born_charges, displace_atom, get_cartesian_displacements
+
+    n = len(atoms)
+    calc = gpaw_calculator(calc_kwargs, symmetry="off")
+    disps = get_cartesian_displacements(atoms, delta)
+    phases, fc = {}, np.zeros((3 * n, 3 * n))
+    for label, (ia, iv, sign, d) in disps.items():
+        moved = displace_atom(atoms, ia, iv, sign, d)
+        moved.calc = calc
+        forces = moved.get_forces()
+        try:
+            with open("gpaw_dielectric_berry.txt", "a") as log, contextlib.redirect_stdout(log):
+                phases[label] = polarization_phase(calc=calc)["phase_c"]
+        except ZeroBandgap:
+            raise CoatflowError(f"{atoms.get_chemical_formula()} has no band gap at these settings: "
+                                "Born charges (and a static dielectric constant) need an insulator") from None
+        fc[3 * ia + iv] -= sign * forces.ravel() / (2 * d)  # Phi[ia iv, kb] = -dF_kb/du_(ia iv)
+    born = born_charges(atoms, disps, phases, check=False)["Z_avv"]
+    return np.asarray(born), fc, len(disps)
+
+
+def electronic_dielectric(atoms, calc_kwargs: dict, nbands: int, response_ecut: float,
+                          eta: float) -> tuple[np.ndarray, np.ndarray]:
+    """RPA eps_inf (3x3) with and without local-field effects at q -> 0, omega = 0."""
+    from gpaw.response.df import DielectricFunction
+
+    atoms = atoms.copy()
+    atoms.calc = gpaw_calculator(calc_kwargs)
+    atoms.get_potential_energy()
+    atoms.calc.diagonalize_full_hamiltonian(nbands=nbands)
+    df = DielectricFunction(atoms.calc, frequencies=[0.0], hilbert=False, eta=eta, ecut=response_ecut,
+                            intraband=False, txt="gpaw_dielectric_response.txt")
+    values = {}
+
+    def eps_of(direction, lfc: bool):
+        key = tuple(np.round(direction, 6))
+        if key not in values:  # chi0 is computed once and cached by GPAW; each direction is a Dyson solve
+            values[key] = np.real(df.get_macroscopic_dielectric_constant(direction=np.asarray(direction)))
+        return float(values[key][1 if lfc else 0])
+
+    return (electronic_tensor_from_directions(lambda d: eps_of(d, True)),
+            electronic_tensor_from_directions(lambda d: eps_of(d, False)))
+
+
+@dataclass
+class GpawDielectricMaker(Maker):
+    """Static dielectric tensor eps_inf + eps_ion of a primitive cell with GPAW (PBE, plane waves).
+
+    ``ecut`` (eV) and ``kpt_density`` (k-points per Å^-1) set the displacement runs (Born charges and
+    force constants, symmetry off), ``eps_kpt_density``, ``nbands``, ``response_ecut`` (eV, local
+    fields) and ``eta`` (eV) the RPA eps_inf; ``displacement`` is in Å.
+    """
+
+    name: str = "gpaw dielectric"
+    ecut: float = 400.0
+    kpt_density: float = 3.0
+    displacement: float = 0.01
+    eps_kpt_density: float = 5.0
+    nbands: int = 60
+    response_ecut: float = 50.0
+    eta: float = 0.001
+    calculator_kwargs: dict = field(default_factory=lambda: {
+        "convergence": {"energy": 1e-6, "density": 1e-6, "forces": 1e-4},
+        "txt": "gpaw_dielectric.txt"})
+
+    def __post_init__(self):
+        bad = [k for k in ("ecut", "kpt_density", "displacement", "eps_kpt_density", "nbands", "response_ecut",
+                           "eta") if not getattr(self, k) > 0]
+        if bad:
+            raise CoatflowError(f"dielectric settings must be positive: {', '.join(bad)}")
+        if self.displacement > 0.1:
+            raise CoatflowError(f"dielectric displacement {self.displacement} Å is outside the harmonic range "
+                                "(use 0.005-0.05)")
+
+    def settings(self) -> dict:
+        return {k: getattr(self, k) for k in ("ecut", "kpt_density", "displacement", "eps_kpt_density", "nbands",
+                                              "response_ecut", "eta")} | {"calculator": dict(self.calculator_kwargs)}
+
+    def _kwargs(self, density: float) -> dict:
+        return {**self.calculator_kwargs, "mode": {"name": "pw", "ecut": self.ecut},
+                "kpts": {"density": density, "gamma": True}}
+
+    @job(data=["force_constants"])
+    def make(self, structure: Structure) -> DielectricDoc:
+        if not all(structure.lattice.pbc):
+            raise CoatflowError("the dielectric tensor needs a 3D-periodic bulk cell")
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.set_constraint()
+        t0 = time.perf_counter()
+        born_raw, fc_raw, n_scf = born_and_force_constants(atoms, self._kwargs(self.kpt_density), self.displacement)
+        t1 = time.perf_counter()
+        eps_el, eps_el_nlf = electronic_dielectric(atoms, self._kwargs(self.eps_kpt_density), self.nbands,
+                                                   self.response_ecut, self.eta)
+        t2 = time.perf_counter()
+        born, asr = asr_born_charges(born_raw)
+        fc = asr_force_constants(fc_raw)
+        ion = ionic_dielectric(born, fc, atoms.get_masses(), atoms.get_volume())
+        eps_total = eps_el + ion["eps_ionic"]
+        return DielectricDoc(
+            structure=structure, formula=structure.composition.reduced_formula,
+            eps_electronic=eps_el.tolist(), eps_electronic_no_local_fields=eps_el_nlf.tolist(),
+            eps_ionic=ion["eps_ionic"].tolist(), eps_total=eps_total.tolist(),
+            eps_total_average=float(np.trace(eps_total) / 3),
+            born_charges=born.tolist(), born_charges_raw=born_raw.tolist(), born_asr_violation=asr,
+            force_constants=fc_raw.tolist(), phonon_frequencies=ion["frequencies"].tolist(),
+            acoustic_modes=ion["acoustic"], mode_effective_charges=ion["mode_charges"].tolist(),
+            displacement_runs=n_scf, settings=self.settings(), elapsed_time=t2 - t0,
+            timings={"born_charges_and_force_constants": t1 - t0, "rpa_eps_inf": t2 - t1},
+            method="GPAW PBE: Berry-phase Born charges + Gamma phonons (finite displacements), RPA eps_inf "
+                   "with local fields (gpaw.response.df)")
+
+
+@register("dielectric", "gpaw")
+def _gpaw_dielectric():
+    return GpawDielectricMaker()
