@@ -146,6 +146,7 @@ class SlabConfig(_Strict):
     """Surfaces and ionization potentials (workflows/surfaces.py); GPAW settings are in makers/gpaw.py."""
 
     ip_materials: list[str] = []
+    relax_bulk: bool = Field(True, description="relax the bulk cell (gpaw, 600 eV) before cutting slabs")
     max_index: int = Field(1, ge=1, le=3)
     facets: list[tuple[int, int, int]] | None = None
     slab_thickness: float = Field(8.0, gt=0, description="Å, minimum")
@@ -351,6 +352,7 @@ run:
 
 slab:                      # surfaces, ionization potentials and work functions (backends.slab, gpaw)
   ip_materials: []         # e.g. [Li, LiF, Li2O]: IP/EA (insulators) or work function (metals)
+  relax_bulk: true         # relax the bulk cell (gpaw, 600 eV) first; false: the bundled structure as is
   max_index: 1             # facets up to this Miller index ...
   facets: null             # ... or an explicit list, e.g. [[1, 0, 0]]
   slab_thickness: 8.0      # Å, minimum

@@ -12,6 +12,7 @@ with ``converged=False``. The images go to the ``data`` store (``@job(data="imag
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -72,24 +73,24 @@ class NebHopMaker(Maker):
         finally:
             torch.set_num_threads(before)
 
-    def run_neb(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
+    #: eV: an interior image this far below both endpoints is a minimum of its own (e.g. a split vacancy)
+    interior_minimum_tol: float = 0.05
+
+    def _relax_fixed_cell(self, atoms, calc) -> dict:
+        atoms.calc = calc
+        opt = self._optimizer(atoms)
+        opt.run(fmax=self.fmax, steps=self.endpoint_steps)
+        f = _max_force(atoms.get_forces())
+        return {"energy": float(atoms.get_potential_energy()), "max_force": f, "converged": f <= self.fmax,
+                "steps": int(opt.nsteps)}
+
+    def _segment(self, a, b) -> tuple[list, list[float], float, int]:
+        """CI-NEB between two relaxed end states: (images, image energies, max NEB force, steps)."""
         from ase.mep import NEB
 
-        t0 = time.perf_counter()
-        mig.check_endpoints(start, end, hop)
-        a = AseAtomsAdaptor.get_atoms(start)
-        b = AseAtomsAdaptor.get_atoms(end)
-        calcs = self.calculators(self.n_images + 2)
-        ends = []
-        for atoms, calc in ((a, calcs[0]), (b, calcs[-1])):  # fixed cell: only positions move
-            atoms.calc = calc
-            opt = self._optimizer(atoms)
-            opt.run(fmax=self.fmax, steps=self.endpoint_steps)
-            f = _max_force(atoms.get_forces())
-            ends.append({"energy": float(atoms.get_potential_energy()), "max_force": f, "converged": f <= self.fmax,
-                         "steps": int(opt.nsteps)})
+        calcs = self.calculators(self.n_images)
         images = [a] + [a.copy() for _ in range(self.n_images)] + [b]
-        for im, calc in zip(images[1:-1], calcs[1:-1], strict=True):
+        for im, calc in zip(images[1:-1], calcs, strict=True):
             im.calc = calc
         neb = NEB(images, climb=self.climb, method="improvedtangent")
         neb.interpolate("idpp", mic=True)
@@ -97,18 +98,44 @@ class NebHopMaker(Maker):
         opt = self._optimizer(neb)
         opt.run(fmax=self.fmax, steps=self.steps)
         nf = _max_force(neb.get_forces().reshape(-1, 3))
-        energies = [ends[0]["energy"]] + [float(im.get_potential_energy()) for im in images[1:-1]] + [ends[1]["energy"]]
+        return images, [float(im.get_potential_energy()) for im in images[1:-1]], nf, int(opt.nsteps)
+
+    def run_neb(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
+        t0 = time.perf_counter()
+        mig.check_endpoints(start, end, hop)
+        a = AseAtomsAdaptor.get_atoms(start)
+        b = AseAtomsAdaptor.get_atoms(end)
+        ends = [self._relax_fixed_cell(x, c) for x, c in zip((a, b), self.calculators(2), strict=True)]
+        images, mid, nf, steps = self._segment(a, b)
+        energies = [ends[0]["energy"], *mid, ends[1]["energy"]]
+        lowest = int(np.argmin(mid)) + 1 if mid else 0
+        if mid and energies[lowest] < min(energies[0], energies[-1]) - self.interior_minimum_tol:
+            # the path passes through a lower state: relax it, then one CI-NEB on each side of it
+            m = images[lowest].copy()
+            inner = self._relax_fixed_cell(m, self.calculators(1)[0])
+            inner["interior_minimum"] = True
+            ends.insert(1, inner)
+            first, e1, f1, s1 = self._segment(a, m)
+            second, e2, f2, s2 = self._segment(m, b)
+            images = first + second[1:]
+            energies = [ends[0]["energy"], *e1, inner["energy"], *e2, ends[-1]["energy"]]
+            nf, steps = max(f1, f2), s1 + s2
         e = np.array(energies) - energies[0]
         top = int(np.argmax(e))
-        converged = bool(nf <= self.fmax and ends[0]["converged"] and ends[1]["converged"] and 0 < top < len(e) - 1)
+        converged = bool(nf <= self.fmax and all(x["converged"] for x in ends) and 0 < top < len(e) - 1)
+        # barrier from the lowest state before (forward) or after (reverse) the saddle
+        forward, reverse = float(e[top] - e[: top + 1].min()), float(e[top] - e[top:].min())
         return MigrationHopResult(
             hop_label=hop["label"], length=hop["length"], iindex=hop["iindex"], eindex=hop["eindex"],
-            backend=self.backend, n_atoms=len(a), n_images=self.n_images, climbing=self.climb,
-            forward_barrier=float(e[top]), reverse_barrier=float(e[top] - e[-1]), energy_profile=e.tolist(),
+            backend=self.backend, n_atoms=len(a), n_images=len(images) - 2, climbing=self.climb,
+            forward_barrier=forward, reverse_barrier=reverse, energy_profile=e.tolist(),
             reaction_coordinate=_path_length(images), climbing_image=top, max_force=nf, fmax=self.fmax,
-            neb_steps=int(opt.nsteps), endpoints=ends, converged=converged,
+            neb_steps=steps, endpoints=ends, converged=converged,
             status="converged" if converged else "unconverged", wall_time=time.perf_counter() - t0,
             images=[AseAtomsAdaptor.get_structure(im) for im in images])
+
+
+_GPAW_LOGS = itertools.count()  # one log file per GPAW calculator of a job
 
 
 def _path_length(images) -> list[float]:
@@ -152,7 +179,7 @@ class GpawNebHopMaker(NebHopMaker):
     def calculators(self, n: int) -> list:
         from coatflow.makers.gpaw import gpaw_calculator
 
-        return [gpaw_calculator(self.calculator_kwargs, txt=f"gpaw_image{i:02d}.txt") for i in range(n)]
+        return [gpaw_calculator(self.calculator_kwargs, txt=f"gpaw_calc{next(_GPAW_LOGS):03d}.txt") for _ in range(n)]
 
 
 @dataclass

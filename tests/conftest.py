@@ -70,8 +70,8 @@ def structure_dir(tmp_path):
 #: CHGNet cathode voltages. test_defects and test_potential_maps assert on the same run.
 LIF_STACK_CONFIG = """
 candidates: {source: formulas, formulas: [Li2O]}
-thresholds: {band_gap_min: 100.0}
-slab: {facets: [[1, 1, 0]], slab_thickness: 4.0, vacuum: 8.0, max_atoms: 16}
+run: {stop_after: database_filter}
+slab: {relax_bulk: false, facets: [[1, 1, 0]], slab_thickness: 4.0, vacuum: 8.0, max_atoms: 16}
 defects:
   include: [v_Li, Li_i]
   min_length: 5.0

@@ -364,9 +364,12 @@ def plan_surfaces(config, job_store) -> list:
         if planner.stored(skey) is not None:
             plans.append(plan)
             continue
-        rkey = make_key(root, "relax", backend, settings_of(relax))
-        r_out, _ = planner.add(plan, rkey, "surfaces", "relax", backend, lambda: relax.make(structure))
-        r_struct = r_out.structure if hasattr(r_out, "structure") else r_out["structure"]
+        if sc.relax_bulk:
+            rkey = make_key(root, "relax", backend, settings_of(relax))
+            r_out, _ = planner.add(plan, rkey, "surfaces", "relax", backend, lambda: relax.make(structure))
+            r_struct = r_out.structure if hasattr(r_out, "structure") else r_out["structure"]
+        else:
+            rkey, r_struct = make_key(root, "unrelaxed"), structure
         bkey = make_key(rkey, "bulk_reference", settings_of(reference))
         b_out, _ = planner.add(plan, bkey, "surfaces", "bulk_reference", backend, lambda: reference.make(r_struct))
         meta = {"key": skey, "material_id": mid, "stage": "surfaces", "backend": backend}
