@@ -147,6 +147,8 @@ class SlabConfig(_Strict):
 
     ip_materials: list[str] = []
     relax_bulk: bool = Field(True, description="relax the bulk cell (gpaw, 600 eV) before cutting slabs")
+    ecut: float = Field(400.0, gt=0, description="eV, plane waves of the bulk reference and slab single points")
+    kpt_density: float = Field(3.5, gt=0, description="k-points per Å^-1 (one along the slab normal)")
     max_index: int = Field(1, ge=1, le=3)
     facets: list[tuple[int, int, int]] | None = None
     slab_thickness: float = Field(8.0, gt=0, description="Å, minimum")
@@ -353,6 +355,8 @@ run:
 slab:                      # surfaces, ionization potentials and work functions (backends.slab, gpaw)
   ip_materials: []         # e.g. [Li, LiF, Li2O]: IP/EA (insulators) or work function (metals)
   relax_bulk: true         # relax the bulk cell (gpaw, 600 eV) first; false: the bundled structure as is
+  ecut: 400.0              # eV, bulk reference and slab single points
+  kpt_density: 3.5         # k-points per Å^-1 in plane (one along the normal)
   max_index: 1             # facets up to this Miller index ...
   facets: null             # ... or an explicit list, e.g. [[1, 0, 0]]
   slab_thickness: 8.0      # Å, minimum

@@ -71,7 +71,8 @@ def structure_dir(tmp_path):
 LIF_STACK_CONFIG = """
 candidates: {source: formulas, formulas: [Li2O]}
 run: {stop_after: database_filter}
-slab: {relax_bulk: false, facets: [[1, 1, 0]], slab_thickness: 4.0, vacuum: 8.0, max_atoms: 16}
+slab: {relax_bulk: false, facets: [[1, 1, 0]], slab_thickness: 4.0, vacuum: 8.0, max_atoms: 16, ecut: 300,
+       kpt_density: 2.0}
 defects:
   include: [v_Li, Li_i]
   min_length: 5.0

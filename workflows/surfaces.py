@@ -277,7 +277,7 @@ def slab_flow(ident: dict, bulk: PotentialDoc, settings: dict, meta: dict) -> Re
                for p in specs if p not in run]
     if not run:  # nothing symmetric and non-polar: compute the flagged slabs rather than nothing
         run, skipped = specs, []
-    maker = get_maker("slab_static", s.get("backend", "gpaw"))
+    maker = with_basis(get_maker("slab_static", s.get("backend", "gpaw")), s)
     jobs, docs = [], []
     # FunnelPlanner.add's dynamic {"coatflow": label} update would overwrite the task and key set below
     # (summaries then look like "surface_plan" and the builder and reruns miss them): drop it for this flow.
@@ -311,6 +311,15 @@ def slab_flow(ident: dict, bulk: PotentialDoc, settings: dict, meta: dict) -> Re
     summ.metadata = {"coatflow": {**meta, "task": "surface_summary"}}
     summ.name = f"surface summary [{ident['material_id']}]"
     return Response(replace=Flow([*jobs, summ], output=summ.output))
+
+
+def with_basis(maker, settings: dict):
+    """``maker`` with the slab config's plane-wave cutoff and k-point density (bulk and slab must agree)."""
+    if "ecut" not in settings or not hasattr(maker, "calculator_kwargs"):
+        return maker
+    return dataclasses.replace(maker, calculator_kwargs={
+        **maker.calculator_kwargs, "mode": {"name": "pw", "ecut": settings["ecut"]},
+        "kpts": {"density": settings["kpt_density"], "gamma": True}})
 
 
 # -- bulk structures and planning ---------------------------------------------------------------------
@@ -347,7 +356,7 @@ def plan_surfaces(config, job_store) -> list:
         raise CoatflowError(f"ionization potentials run on the gpaw backend only (backends.slab is '{backend}')")
     settings = {**sc.model_dump(exclude={"ip_materials"}), "backend": backend}
     planner = FunnelPlanner(config, job_store)
-    relax, reference = get_maker("relax", backend), get_maker("bulk_reference", backend)
+    relax, reference = get_maker("relax", backend), with_basis(get_maker("bulk_reference", backend), settings)
     # GPAW's stress at 400 eV carries a Pulay error of 0.25-0.35 eV/Å^3 for Li2O and LiF (Li2O relaxed to
     # a = 4.13 Å instead of 4.61); at 600 eV it is 4e-4 eV/Å^3 at the experimental cell. Only the relax pays.
     relax = dataclasses.replace(relax, calculator_kwargs={**relax.calculator_kwargs,
