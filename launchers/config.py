@@ -86,10 +86,10 @@ class AdsorptionConfig(_Strict):
 class DielectricCalcConfig(_Strict):
     """GPAW static dielectric tensor (makers/dielectric.py), for materials without a defects.dielectric entry."""
 
-    ecut: float = Field(400.0, gt=0, description="eV, Born-charge and force-constant runs")
-    kpt_density: float = Field(3.0, gt=0, description="k-points per Å^-1, displacement runs (symmetry off)")
+    ecut: float = Field(550.0, gt=0, description="eV, Born-charge and force-constant runs")
+    kpt_density: float = Field(1.5, gt=0, description="k-points per Å^-1, displacement runs (symmetry off)")
     displacement: float = Field(0.01, gt=0, le=0.1, description="Å, +- finite displacements")
-    eps_kpt_density: float = Field(5.0, gt=0, description="k-points per Å^-1, RPA eps_inf ground state")
+    eps_kpt_density: float = Field(3.0, gt=0, description="k-points per Å^-1, RPA eps_inf ground state")
     nbands: int = Field(60, ge=1, description="bands in the RPA eps_inf")
     response_ecut: float = Field(50.0, gt=0, description="eV, local-field plane waves of eps_inf")
     eta: float = Field(0.001, gt=0, description="eV, broadening of eps_inf")
@@ -402,10 +402,10 @@ defects:                   # charged point defects and E_F(mu_Li) (backends.defe
   n_mu: 21                 # mu_Li grid points across the stability window
   dielectric: {}           # static dielectric constant per formula, e.g. {LiF: 9.0}; missing: computed below
   dielectric_calc:         # gpaw eps_inf + eps_ion for materials without a dielectric entry
-    ecut: 400.0            # eV, Born-charge and force-constant runs (symmetry off)
-    kpt_density: 3.0       # k-points per Å^-1, displacement runs
+    ecut: 550.0            # eV, Born-charge and force-constant runs (symmetry off)
+    kpt_density: 1.5       # k-points per Å^-1, displacement runs (LiF: 5x5x5)
     displacement: 0.01     # Å, +- finite displacements
-    eps_kpt_density: 5.0   # k-points per Å^-1, RPA eps_inf ground state
+    eps_kpt_density: 3.0   # k-points per Å^-1, RPA eps_inf ground state (LiF: 9x9x9)
     nbands: 60             # bands in the RPA eps_inf
     response_ecut: 50.0    # eV, local-field plane waves of eps_inf
     eta: 0.001             # eV, broadening of eps_inf

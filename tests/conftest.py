@@ -77,7 +77,8 @@ defects:
   include: [v_Li, Li_i]
   min_length: 5.0
   max_atoms: 16
-  dielectric: {LiF: 9.0}
+  dielectric_calc: {ecut: 300, kpt_density: 1.0, displacement: 0.02, eps_kpt_density: 1.2, nbands: 24,
+                    response_ecut: 30}   # no defects.dielectric entry: GPAW computes it (tiny settings)
   relax_bulk: false
   ecut: 300
   kpt_density: 1.5

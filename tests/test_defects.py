@@ -209,6 +209,8 @@ def test_lif_defects_end_to_end(lif_stack):
         if c["charge"]:
             assert c["correction_metadata"]["electrostatic"] > 0
     assert doc["band_gap"] > 4  # LiF, PBE
+    assert doc["dielectric_source"].startswith("gpaw")  # computed, not taken from the config
+    assert 5 < np.trace(doc["dielectric"]) / 3 < 15  # LiF: exp. 9.0
     ef = [p["fermi_level"] for p in doc["fermi"]]
     mu = [p["mu_li"] for p in doc["fermi"]]
     assert mu[0] > mu[-1]  # Li-rich first

@@ -223,13 +223,13 @@ def config_dielectric(value, formula: str):
 
 def dielectric_tensor(dielectric, source: str) -> tuple[np.ndarray, str, float | None]:
     """(3x3 static tensor, its source, wall time s) from a config value or a computed ``DielectricDoc``."""
-    if isinstance(dielectric, dict) and "eps_total" in dielectric:
-        dielectric = DielectricDoc(**{k: v for k, v in dielectric.items() if not k.startswith("@")})
     if isinstance(dielectric, DielectricDoc):
-        eps = np.asarray(dielectric.eps_total, float)
-        s = dielectric.settings
+        dielectric = dielectric.model_dump(include={"eps_total", "settings", "elapsed_time"})
+    if isinstance(dielectric, dict) and "eps_total" in dielectric:  # as stored (data-store fields not needed)
+        eps = np.asarray(dielectric["eps_total"], float)
+        s = dielectric.get("settings") or {}
         detail = ", ".join(f"{k} {s[k]}" for k in ("ecut", "kpt_density", "eps_kpt_density", "nbands") if k in s)
-        return eps, f"{GPAW_DIELECTRIC}; {detail}", dielectric.elapsed_time
+        return eps, f"{GPAW_DIELECTRIC}; {detail}", dielectric.get("elapsed_time")
     if dielectric is None:
         raise CoatflowError("no dielectric constant: give defects.dielectric or let the gpaw backend compute it")
     eps = np.asarray(dielectric, float)
