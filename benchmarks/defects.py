@@ -5,7 +5,8 @@
 Runs the same flows as ``coatflow run`` with a ``defects`` section (V_Li and Li_i in their default
 charge states) into a throw-away embedded store under ./defects_benchmark, and prints formation
 energies, corrections, E_F at both window ends, the dE_F/dmu_Li slope regimes and wall times.
-Static dielectric constants: LiF 9.0, Li2O 8.0 (experimental; the gpaw backend computes none).
+Static dielectric constants: LiF 9.0, Li2O 8.0 (experimental, given in the config so the figures compare
+with earlier runs; without them the gpaw backend computes the tensor, docs/defects.md).
 """
 
 from __future__ import annotations
