@@ -3,7 +3,6 @@
 import warnings
 from itertools import combinations
 
-import numpy as np
 import pytest
 from jobflow import JobStore
 from maggma.stores import MemoryStore

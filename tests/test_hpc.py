@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import yaml
-from jobflow import Flow, job
+from jobflow import job
 from pymatgen.core import Lattice, Structure
 
 from conftest import li2o, lirho2
