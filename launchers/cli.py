@@ -168,8 +168,12 @@ def _print_fermi_levels(config) -> None:
 
     stores = CampaignStores(config).connect()
     try:
-        docs = [d["output"] for d in stores.jobs.query({"metadata.coatflow.task": "defect_thermo"},
-                                                       properties=["output"])]
+        newest = {}  # per material: the latest analysis (older settings stay in the store)
+        for d in stores.jobs.query({"metadata.coatflow.task": "defect_thermo"}, properties=["output", "completed_at"]):
+            f = d["output"]["formula"]
+            if f not in newest or d["completed_at"] > newest[f]["completed_at"]:
+                newest[f] = d
+        docs = [d["output"] for d in newest.values()]
     finally:
         stores.close()
     for d in docs:
