@@ -61,19 +61,20 @@ class FunnelPlanner:
         self.store = job_store
         self.thresholds = config.thresholds.model_dump()
         self._index: dict | None = None
+        self._index_generation = -1
 
     # -- caching -------------------------------------------------------------------------------
-
-    def refresh(self) -> None:
-        """Forget the key index; the next lookup reads the store again (call after jobs ran)."""
-        self._index = None
 
     def _keyed_outputs(self) -> dict[str, tuple[int, dict, str]]:
         """key -> (index, raw output, uuid) of every keyed job, newest index kept: one store scan.
 
         A job that replaced itself at run time stores one document per index; the newest holds the output.
+        The index is rebuilt whenever ``run_plans`` has run jobs since it was read.
         """
+        if self._index is not None and self._index_generation != _RUNS[0]:
+            self._index = None
         if self._index is None:
+            self._index_generation = _RUNS[0]
             self._index = {}
             for doc in self.store.docs_store.query({"metadata.coatflow.key": {"$exists": True}},
                                                    properties=["metadata.coatflow.key", "output", "uuid", "index"]):
@@ -123,7 +124,6 @@ class FunnelPlanner:
     # -- stages --------------------------------------------------------------------------------
 
     def plan(self, cand: Candidate) -> CandidatePlan:
-        self.refresh()  # with lazy planning, the candidates before this one have just run
         plan = CandidatePlan(cand)
         root = make_key(cand.material_id, cand.structure.as_dict() if cand.structure else
                         [(pid, s.as_dict()) for pid, s in cand.prototypes])
@@ -211,6 +211,10 @@ def stage_planners(stop_after: str | None = None) -> list[Callable]:
     return [by_stage[s] for s in order if s in by_stage]
 
 
+#: how many times ``run_plans`` has run jobs in this process: planners' key indexes older than this are stale
+_RUNS = [0]
+
+
 @dataclass
 class RunReport:
     candidates: int = 0
@@ -260,6 +264,7 @@ def run_plans(plans: Iterable[CandidatePlan], job_store: JobStore, work_dir: Pat
                 responses = run_locally(Flow(plan.jobs, name=cand.material_id), store=job_store,
                                         create_folders=True, root_dir=str(work_dir), log=False)
             finally:
+                _RUNS[0] += 1
                 jf_logger.removeHandler(collector)
                 jf_logger.setLevel(saved[0])
                 jf_logger.propagate = saved[1]
