@@ -78,6 +78,14 @@ def _query_docs(config) -> list[dict]:
     return rank_candidates(docs)
 
 
+def _stage_value(stage: str, st: dict) -> str:
+    """A stage's value as the table shows it: the window as 'reduction–oxidation' (V), else the value."""
+    det = st.get("details") or {}
+    if stage == "stability_window" and det.get("reduction_limit") is not None:
+        return f"{det['reduction_limit']:.2f}–{det['oxidation_limit']:.2f} "
+    return "" if st["value"] is None else f"{st['value']:.3g} "
+
+
 def _stage_note(stage: str, details: dict) -> str:
     """The one detail a stage's cell shows besides its value: the chosen site, the dimensionality."""
     if stage == "li_adsorption" and details.get("site"):
@@ -108,8 +116,7 @@ def _print_table(config) -> None:
             if st is None:
                 cells.append("")
                 continue
-            val = "" if st["value"] is None else f"{st['value']:.3g} "
-            cells.append(f"{val}{mark[st['status']]}{_stage_note(s, st.get('details') or {})}")
+            cells.append(f"{_stage_value(s, st)}{mark[st['status']]}{_stage_note(s, st.get('details') or {})}")
         formula = d["formula"] + (" (predicted)" if d.get("predicted") else "")
         cells += ["" if d.get(k) is None else f"{d[k]:.2f}" for k in surf]
         table.add_row(str(i), d["material_id"], formula, *cells, d.get("failed_stage") and
