@@ -227,7 +227,7 @@ class PotentialMapsConfig(_Strict):
     stacks: list[StackSpec] = []
     states_of_charge: list[float] | None = Field(
         None, description="fractions of Li removed; default: layered 0, 0.5; spinel 0, 0.5, 1")
-    voltage_backend: Literal["mlip", "gpaw", "vasp"] = "mlip"
+    voltage_backend: Backend = "mlip"
     cathode_fermi_above_vbm: float = Field(0.0, description="eV; cathode work function = IP - this")
     barrier_low: float = Field(0.1, gt=0, description="V, below: barrier-less")
     barrier_high: float = Field(0.4, gt=0, description="V, above: high barrier")

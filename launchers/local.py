@@ -12,6 +12,7 @@ from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, run_plans
 from coatflow.workflows.candidates import load_candidates
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
+from coatflow.workflows.surfaces import bulk_structure
 
 #: Tasks the funnel runs, and the config field naming each one's backend.
 FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb")
@@ -46,11 +47,14 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
     if config.candidates.source == "materials_project":
         stores.cache.connect()
     candidates = load_candidates(config, stores.cache)
+    side = with_map_ingredients(config)  # potential-map stacks add their surfaces and defects
+    for formula in {*side.slab.ip_materials, *side.defects.materials}:  # a bad formula writes nothing
+        bulk_structure(formula)
     stores.connect()
     planner = FunnelPlanner(config, stores.jobs)
     plans: Iterable[CandidatePlan] = (planner.plan(c) for c in candidates)
     n_plans = len(candidates)
-    config = with_map_ingredients(config)  # potential-map stacks add their surfaces and defects
+    config = side
     if config.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
         from coatflow.workflows.surfaces import plan_surfaces
 

@@ -63,7 +63,8 @@ def test_builder_is_incremental_and_idempotent(write_config, structure_dir):
         stores.close()
 
 
-@pytest.mark.parametrize("case", ["unreadable", "no_li", "unknown_key", "unreachable_mongodb", "missing_mp_key"])
+@pytest.mark.parametrize("case", ["unreadable", "no_li", "unknown_key", "unreachable_mongodb", "missing_mp_key",
+                                  "unknown_cathode", "bad_state_of_charge"])
 def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
     store = tmp_path / "store"
     sections = {"store": {"path": str(store)}}
@@ -83,6 +84,11 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, monkey
     elif case == "missing_mp_key":
         monkeypatch.delenv("MP_API_KEY", raising=False)
         sections["candidates"] = {"source": "materials_project"}
+    elif case == "unknown_cathode":
+        sections["candidates"] = {"source": "formulas", "formulas": ["LiAlO2"]}
+        sections["potential_maps"] = {"stacks": [{"electrolyte": "LiF", "cathode": "LiXx2"}]}
+    elif case == "bad_state_of_charge":
+        sections["potential_maps"] = {"states_of_charge": [0.0, 1.5]}
     import yaml
 
     cfg = tmp_path / "c.yaml"
@@ -93,7 +99,8 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, monkey
     assert err.startswith("coatflow: error:") and "\n" not in err and "Traceback" not in err
     expected = {"unreadable": "cannot read structure file", "no_li": "contains no Li",
                 "unknown_key": "thresholds.shear_min: unknown key", "unreachable_mongodb": "cannot reach the mongodb",
-                "missing_mp_key": "MP_API_KEY is not set"}[case]
+                "missing_mp_key": "MP_API_KEY is not set", "unknown_cathode": "no starting structure for 'LiXx2'",
+                "bad_state_of_charge": "potential_maps.states_of_charge"}[case]
     assert expected in err
     if store.exists():  # nothing written: no job or candidate documents
         stores = CampaignStores(load_config(cfg)).connect()
