@@ -172,15 +172,11 @@ def _cmd_query(args) -> int:
 def _print_fermi_levels(config) -> None:
     """E_F (eV above the VBM) at both ends of each defect material's stability window."""
     from coatflow.launchers.stores import CampaignStores
+    from coatflow.workflows.builders import newest_by_formula
 
     stores = CampaignStores(config).connect()
     try:
-        newest = {}  # per material: the latest analysis (older settings stay in the store)
-        for d in stores.jobs.query({"metadata.coatflow.task": "defect_thermo"}, properties=["output", "completed_at"]):
-            f = d["output"]["formula"]
-            if f not in newest or d["completed_at"] > newest[f]["completed_at"]:
-                newest[f] = d
-        docs = [d["output"] for d in newest.values()]
+        docs = [d["output"] for d in newest_by_formula(stores.jobs.docs_store, "defect_thermo").values()]
     finally:
         stores.close()
     for d in docs:

@@ -12,7 +12,7 @@ from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, run_plans
 from coatflow.workflows.candidates import load_candidates
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
-from coatflow.workflows.surfaces import bulk_structure
+from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
 #: Tasks the funnel runs, and the config field naming each one's backend.
 FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb")
@@ -47,26 +47,23 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
     if config.candidates.source == "materials_project":
         stores.cache.connect()
     candidates = load_candidates(config, stores.cache)
-    side = with_map_ingredients(config)  # potential-map stacks add their surfaces and defects
+    side = with_map_ingredients(config)  # the funnel's config plus the surfaces and defects of map stacks
     for formula in {*side.slab.ip_materials, *side.defects.materials}:  # a bad formula writes nothing
         bulk_structure(formula)
     stores.connect()
     planner = FunnelPlanner(config, stores.jobs)
     plans: Iterable[CandidatePlan] = (planner.plan(c) for c in candidates)
     n_plans = len(candidates)
-    config = side
-    if config.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
-        from coatflow.workflows.surfaces import plan_surfaces
-
-        surface_plans = plan_surfaces(config, stores.jobs)
+    if side.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
+        surface_plans = plan_surfaces(side, stores.jobs)
         plans, n_plans = itertools.chain(plans, surface_plans), n_plans + len(surface_plans)
-    if config.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
+    if side.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
         from coatflow.workflows.defects import plan_defects
 
-        defect_plans = plan_defects(config, stores.jobs)
+        defect_plans = plan_defects(side, stores.jobs)
         plans, n_plans = itertools.chain(plans, defect_plans), n_plans + len(defect_plans)
-    if config.potential_maps.stacks:  # cathode voltages (workflows/potential_maps.py)
-        voltage_plans = plan_cathode_voltages(config, stores.jobs)
+    if side.potential_maps.stacks:  # cathode voltages (workflows/potential_maps.py)
+        voltage_plans = plan_cathode_voltages(side, stores.jobs)
         plans, n_plans = itertools.chain(plans, voltage_plans), n_plans + len(voltage_plans)
     return (plans if lazy else list(plans)), n_plans
 

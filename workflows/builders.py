@@ -104,6 +104,20 @@ def rank_candidates(docs: list[dict]) -> list[dict]:
                                        d["formula"]))
 
 
+def newest_by_formula(jobs: Store, task: str) -> dict[str, dict]:
+    """formula -> newest job document (output, uuid, completed_at, coatflow metadata) of ``task``.
+
+    Older documents of the same material (other settings) stay in the store; this picks what is current.
+    """
+    out: dict[str, dict] = {}
+    for d in jobs.query({"metadata.coatflow.task": task},
+                        properties=["output", "uuid", "completed_at", "metadata.coatflow"]):
+        f = (d.get("output") or {}).get("formula")
+        if f and (f not in out or (d.get("completed_at") or "") > (out[f].get("completed_at") or "")):
+            out[f] = d
+    return out
+
+
 class PotentialMapBuilder(Builder):
     """One ``potential_maps`` document per (electrolyte, cathode, state of charge) whose ingredients are stored.
 
@@ -118,21 +132,12 @@ class PotentialMapBuilder(Builder):
         self.settings = settings
         super().__init__(sources=[jobs], targets=[maps], **kwargs)
 
-    def _newest(self, task: str) -> dict[str, dict]:
-        """formula -> newest job document of ``task``."""
-        out: dict[str, dict] = {}
-        for d in self.jobs.query({"metadata.coatflow.task": task},
-                                 properties=["output", "uuid", "completed_at", "metadata.coatflow"]):
-            f = (d.get("output") or {}).get("formula")
-            if f and (f not in out or (d.get("completed_at") or "") > (out[f].get("completed_at") or "")):
-                out[f] = d
-        return out
-
     def get_items(self) -> Iterator[dict]:
         from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK
 
         ensure_index(self.maps, "electrolyte")
-        surfaces, defects, voltages = (self._newest(t) for t in (SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK))
+        tasks = (SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK)
+        surfaces, defects, voltages = (newest_by_formula(self.jobs, t) for t in tasks)
         built = {(d["electrolyte"], d["cathode"]): d.get("completed_at") or ""
                  for d in self.maps.query({}, properties=["electrolyte", "cathode", "completed_at"])}
         li = surfaces.get("Li")

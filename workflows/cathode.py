@@ -54,34 +54,38 @@ def delithiated(structure: Structure, fraction: float, max_structures: int = 8) 
         return [s]
     n_li = int(prim.composition["Li"])
     found: list[Structure] = []
-    for scale in range(1, 5):
-        supercells = [np.diag(d) for d in {tuple(sorted(p, reverse=True)) for p in itertools.product(*[(1, 2)] * 3)
-                                           if np.prod(p) == scale}] if scale > 1 else [np.eye(3, dtype=int)]
-        for diag in supercells:
-            for perm in {tuple(np.roll(np.diag(diag), k)) for k in range(3)}:
-                sc = prim * list(perm)
-                remove = fraction * n_li * int(np.prod(perm))
-                if abs(remove - round(remove)) > 1e-6 or round(remove) == 0:
-                    continue
-                li = [i for i, site in enumerate(sc) if site.specie.symbol == "Li"]
-                for combo in itertools.combinations(li, int(round(remove))):
-                    cand = sc.copy()
-                    cand.remove_sites(list(combo))
-                    if not any(StructureMatcher().fit(cand, f) for f in found):
-                        found.append(cand)
-                    if len(found) >= max_structures:
-                        return found
+    scalings = list(itertools.product((1, 2), repeat=3))
+    for size in (1, 2, 4):
+        for scaling in (p for p in scalings if np.prod(p) == size):
+            remove = fraction * n_li * size
+            if abs(remove - round(remove)) > 1e-6 or round(remove) == 0:
+                continue
+            sc = prim * list(scaling)
+            li = [i for i, site in enumerate(sc) if site.specie.symbol == "Li"]
+            for combo in itertools.combinations(li, int(round(remove))):
+                cand = sc.copy()
+                cand.remove_sites(list(combo))
+                if not any(StructureMatcher().fit(cand, f) for f in found):
+                    found.append(cand)
+                if len(found) >= max_structures:
+                    return found
         if found:
             return found
     raise CoatflowError(f"no cell of up to 4 primitive cells removes {fraction:.0%} of the Li in "
                         f"{structure.composition.reduced_formula}")
 
 
-def voltage_steps(points: list[tuple[float, float]], mu_li: float) -> tuple[list[dict], set[float]]:
-    """(steps, x on the hull) from (x, energy per host formula unit) points: the lower convex hull in x."""
+def lowest_by_x(points: list[tuple[float, float]]) -> dict[float, float]:
+    """Lowest energy per host formula unit at each Li content x (rounded to 1e-6)."""
     best: dict[float, float] = {}
     for x, e in points:
         best[round(x, 6)] = min(e, best.get(round(x, 6), np.inf))
+    return best
+
+
+def voltage_steps(points: list[tuple[float, float]], mu_li: float) -> tuple[list[dict], set[float]]:
+    """(steps, x on the hull) from (x, energy per host formula unit) points: the lower convex hull in x."""
+    best = lowest_by_x(points)
     xs = sorted(best)
     if len(xs) < 2:
         raise CoatflowError("a voltage needs at least two Li contents")
@@ -125,23 +129,18 @@ def cathode_voltages(ident: dict, relaxed: dict, li_relaxed, states_of_charge: l
     """``relaxed``: {fraction removed: [relax outputs]} -> voltage steps and the OCV at each state of charge."""
     e_li, li_st = _energy_structure(li_relaxed)
     mu_li = e_li / len(li_st)
-    host, x_max = None, None
+    host, x_max = host_of(_energy_structure(relaxed["0.0"][0])[1])
     points, table = [], []
     for frac, outs in relaxed.items():
         for out in outs:
             e, st = _energy_structure(out)
-            if host is None:
-                full = next(_energy_structure(o)[1] for o in relaxed["0.0"])
-                host, x_max = host_of(full)
             n = host_units(st.composition, host)
             x = st.composition["Li"] / n
             points.append((x, e / n))
             table.append({"fraction_removed": float(frac), "x": x, "energy_per_fu": e / n, "n_sites": len(st),
                           "formula": st.composition.reduced_formula})
     steps, on_hull = voltage_steps(points, mu_li)
-    best: dict[float, float] = {}
-    for x, e in points:
-        best[round(x, 6)] = min(e, best.get(round(x, 6), np.inf))
+    best = lowest_by_x(points)
     for row in table:
         row["on_hull"] = round(row["x"], 6) in on_hull and row["energy_per_fu"] == best[round(row["x"], 6)]
     states = [{"state_of_charge": s, "x": x_max * (1 - s), "ocv": ocv_at(steps, x_max * (1 - s))}

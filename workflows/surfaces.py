@@ -84,7 +84,12 @@ def primitive_miller(conv: Structure, prim: Structure, hkl) -> tuple[int, int, i
 def slab_generator(conv: Structure, prim: Structure, hkl, slab_thickness: float, vacuum: float) -> SlabGenerator:
     """SlabGenerator on the primitive cell (for the conventional ``hkl``): the conventional cell often gives
     in-plane supercells (Li2O(111): 36 atoms instead of 9 for three Li-O-Li trilayers)."""
-    return SlabGenerator(prim, primitive_miller(conv, prim, hkl), slab_thickness, vacuum, center_slab=True,
+    try:
+        h = primitive_miller(conv, prim, hkl)
+    except CoatflowError:  # rhombohedral standard primitives are rotated against the hexagonal cell
+        prim = conv.get_primitive_structure()
+        h = primitive_miller(conv, prim, hkl)
+    return SlabGenerator(prim, h, slab_thickness, vacuum, center_slab=True,
                          primitive=True, in_unit_planes=False, reorient_lattice=True, lll_reduce=True)
 
 
@@ -101,10 +106,7 @@ def generate_slabs(bulk: Structure, max_index: int = 1, facets: list | None = No
     for hkl in millers:
         if len(hkl) != 3 or not any(hkl):
             raise CoatflowError(f"invalid Miller index {list(hkl)}")
-        try:
-            gen = slab_generator(conv, prim, hkl, slab_thickness, vacuum)
-        except CoatflowError:  # rhombohedral standard primitives are rotated against the hexagonal cell
-            gen = slab_generator(conv, conv.get_primitive_structure(), hkl, slab_thickness, vacuum)
+        gen = slab_generator(conv, prim, hkl, slab_thickness, vacuum)
         for slab in gen.get_slabs(symmetrize=False):
             slab = slab.get_orthogonal_c_slab()  # c along the normal: GPAW's dipole layer and planar average need it
             if len(slab) > max_atoms:
