@@ -77,9 +77,9 @@ def plan_cathode_voltages(config, job_store) -> list:
         relaxed, uuids = {}, [li_uuid]
         for frac in fractions:
             relaxed[str(frac)] = []
-            for i, cell in enumerate(delithiated(structure, frac)):
-                out, uuid = planner.add(plan, make_key(root, "relax", frac, i), "potential_maps", "relax", backend,
-                                        lambda cell=cell: maker.make(cell))
+            for cell in delithiated(structure, frac):  # keyed by the cell itself, not its place in the list
+                key = make_key(root, "relax", cell.as_dict())
+                out, uuid = planner.add(plan, key, "potential_maps", "relax", backend, lambda cell=cell: maker.make(cell))
                 relaxed[str(frac)].append(out)
                 uuids.append(uuid)
         planner.add(plan, vkey, "potential_maps", VOLTAGE_TASK, backend,
