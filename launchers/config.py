@@ -51,6 +51,7 @@ class BackendConfig(_Strict):
     defects: Backend = "gpaw"
     adsorption: Backend = "mlip"
     neb: Backend = "mlip"
+    band_gap: Backend = "gpaw"
 
 
 class Thresholds(_Strict):
@@ -81,6 +82,24 @@ class AdsorptionConfig(_Strict):
     max_sites: int = Field(6, ge=1, description="sites relaxed (lowest single-point energy)")
     fmax: float = Field(0.1, gt=0, description="eV/A, slab and site relaxations")
     steps: int = Field(150, ge=1, description="optimizer steps cap per relaxation")
+
+
+class InterfacialConfig(_Strict):
+    """Interfacial reactions stage (workflows/thermo_stages.py): partners besides Li metal."""
+
+    electrolytes: list[str] = ["Li10GeP2S12", "Li6PS5Cl", "Li7La3Zr2O12", "LiTi2(PO4)3", "LiNbO3"]
+
+    @field_validator("electrolytes")
+    @classmethod
+    def _formulas(cls, formulas):
+        from pymatgen.core import Composition
+
+        for f in formulas:
+            try:
+                Composition(f)
+            except Exception:  # noqa: BLE001 - pymatgen raises several types for bad formulas
+                raise ValueError(f"'{f}' is not a chemical formula") from None
+        return formulas
 
 
 class DielectricCalcConfig(_Strict):
@@ -252,6 +271,7 @@ class CampaignConfig(_Strict):
     backends: BackendConfig = BackendConfig()
     thresholds: Thresholds = Thresholds()
     adsorption: AdsorptionConfig = AdsorptionConfig()
+    interfacial: InterfacialConfig = InterfacialConfig()
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
     slab: SlabConfig = SlabConfig()
@@ -317,6 +337,7 @@ backends:                  # calculator per task: mlip (CHGNet, offline) | vasp 
   defects: gpaw
   adsorption: mlip
   neb: mlip
+  band_gap: gpaw           # interfacial products without a shipped gap (gpaw | vasp)
 
 thresholds:                # anode-coating funnel criteria
   band_gap_min: 0.5        # eV
@@ -341,6 +362,9 @@ adsorption:                # Li adsorption stage
   max_sites: 6             # sites relaxed: lowest single-point energy first
   fmax: 0.1                # eV/A, slab and site relaxations
   steps: 150               # optimizer steps cap per relaxation (not converged -> flagged)
+
+interfacial:               # interfacial reactions: the coating against Li metal and each of these
+  electrolytes: [Li10GeP2S12, Li6PS5Cl, Li7La3Zr2O12, LiTi2(PO4)3, LiNbO3]
 
 store:
   kind: embedded           # embedded (on-disk, no server) | mongodb

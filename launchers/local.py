@@ -15,7 +15,7 @@ from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_in
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
 #: Tasks the funnel runs, and the config field naming each one's backend.
-FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb")
+FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb", "band_gap")
 
 
 def _build(builder) -> int:

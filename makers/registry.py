@@ -82,3 +82,4 @@ def _load_makers() -> None:
     from coatflow.makers import defects  # noqa: F401
     from coatflow.makers import dielectric  # noqa: F401
     from coatflow.makers import neb  # noqa: F401
+    from coatflow.makers import band_gap  # noqa: F401

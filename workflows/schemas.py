@@ -87,6 +87,19 @@ class PotentialDoc(BaseModel):
     model_config = {"arbitrary_types_allowed": True}
 
 
+class BandGapDoc(BaseModel):
+    """Band gap of one bulk phase (interfacial reaction products)."""
+
+    formula: str
+    band_gap: float = Field(description="eV; 0 when bands cross the Fermi level")
+    vbm: float | None = Field(None, description="eV")
+    cbm: float | None = Field(None, description="eV")
+    n_kpoints: int | None = None
+    source: str = Field(description="e.g. 'GPAW PBE'")
+    calculator: dict[str, Any] = Field(default_factory=dict)
+    elapsed_time: float | None = None
+
+
 class SlabSurfaceDoc(BaseModel):
     """One (material, facet, termination): surface energy, vacuum level and band edges."""
 

@@ -2,7 +2,8 @@
 from binary precursors and average cathode voltages.
 
 Every entry carries ``data["energy_scale"]``: ``"MP2020"`` for Materials Project GGA(+U) entries with
-MP2020 corrections, ``"CHGNet+MP2020"`` for energies computed here by CHGNet with the same corrections.
+MP2020 corrections, ``"CHGNet+MP2020"`` for energies computed here by CHGNet with the same corrections,
+``"Alexandria-PBE"`` for the shipped Alexandria formation energies (Li-P-S, Li-Ti-O).
 A phase diagram never mixes two scales: that raises CoatflowError.
 """
 
@@ -12,6 +13,7 @@ import gzip
 import json
 import os
 from datetime import datetime, timezone
+from functools import cache
 from importlib.resources import files
 
 from monty.json import MontyDecoder
@@ -24,11 +26,9 @@ from pymatgen.entries.computed_entries import ComputedEntry, ComputedStructureEn
 from coatflow.workflows.errors import CoatflowError
 
 MP_SCALE = "MP2020"
+ALEXANDRIA_SCALE = "Alexandria-PBE"
 MP_API_KEY_ENV = "MP_API_KEY"
 LI = Element("Li")
-
-#: Solid electrolytes the interfacial stage pairs each coating with.
-ELECTROLYTES: tuple[str, ...] = ("Li10GeP2S12", "Li6PS5Cl", "Li7La3Zr2O12", "LiTi2(PO4)3", "LiNbO3")
 
 # MP's Hubbard U (eV) for oxides and fluorides, MPRelaxSet: needed to tag CHGNet energies as GGA+U.
 _MP_U = {"Co": 3.32, "Cr": 3.7, "Fe": 5.3, "Mn": 3.9, "Mo": 4.38, "Ni": 6.2, "V": 3.25, "W": 6.2}
@@ -165,6 +165,41 @@ def matterviz_entries() -> list[ComputedEntry]:
                           data={"energy_scale": MP_SCALE, "material_id": r["material_id"],
                                 "mp_e_above_hull": r["e_above_hull"], "mp_e_form_per_atom": r["e_form_per_atom"]})
             for r in rows]
+
+
+@cache
+def _alexandria() -> dict:
+    with gzip.open(_data_path("alexandria_ternaries.json.gz").open("rb"), "rt") as f:
+        return json.load(f)["systems"]
+
+
+def alexandria_entries(system: str) -> list[ComputedEntry]:
+    """Alexandria PBE entries of a shipped ternary system ("Li-P-S", "Li-Ti-O"), elements at 0 eV.
+
+    Energies are formation energies, so they form their own scale: never mixed with MP or CHGNet.
+    """
+    systems = _alexandria()
+    key = next((k for k in systems if set(k.split("-")) == set(system.split("-"))), None)
+    if key is None:
+        raise CoatflowError(f"no shipped Alexandria data for {system} (have: {', '.join(sorted(systems))})")
+    rows = systems[key]
+    entries = [ComputedEntry(r["composition"], r["energy"], entry_id=r["entry_id"],
+                             data={"energy_scale": ALEXANDRIA_SCALE, "band_gap": r["band_gap"],
+                                   "alexandria_e_above_hull": r["e_above_hull"]}) for r in rows]
+    elements = sorted({el for r in rows for el in r["composition"]})
+    return entries + [ComputedEntry(el, 0.0, entry_id=f"{el} (reference)", data={"energy_scale": ALEXANDRIA_SCALE})
+                      for el in elements]
+
+
+@cache
+def alexandria_band_gaps() -> dict[str, float]:
+    """PBE band gap (eV) of the lowest-energy Alexandria polymorph of each shipped compound."""
+    gaps = {}
+    for system in _alexandria():
+        for f, e in ground_states(alexandria_entries(system)).items():
+            if e.data.get("band_gap") is not None and not e.composition.is_element:
+                gaps[f] = float(e.data["band_gap"])
+    return gaps
 
 
 # --- phase stability ------------------------------------------------------------------------------

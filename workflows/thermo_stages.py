@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import gzip
 import json
+from dataclasses import replace
 from functools import cache
 
 from jobflow import Flow, Response, job
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Composition, Element, Structure
 
 from coatflow.makers.registry import get_maker
+from coatflow.workflows.campaign import make_key, settings_of
 from coatflow.workflows import thermo
 from coatflow.workflows.schemas import StageResult
 
@@ -91,31 +93,90 @@ def stability_window_verdict(ident, cand_doc, phase_docs, structure, red_max, ox
                    details={**w, "energy_scale": LOCAL_SCALE}, structure=structure, backend="mlip")
 
 
-@job(name="interfacial reactions verdict")
-def interfacial_verdict(ident, cand_doc, phase_docs, structure, gap_min):
-    cand, entries = _entries(cand_doc, phase_docs)
-    pool = [*entries, cand]
+def _pool_for(pool, a: str, b: str) -> list:
+    """Entries of the chemical system of ``a`` + ``b``: one small phase diagram per pair."""
+    return thermo.in_chemsys(pool, {*Composition(a).elements, *Composition(b).elements})
+
+
+def _pairs(cand, pool, partners, gaps: dict[str, float], gap_min: float) -> dict:
     formula = cand.composition.reduced_formula
     have = {e.composition.reduced_formula for e in pool}
     pairs = {}
-    for other in ("Li", *thermo.ELECTROLYTES):
+    for other in ("Li", *partners):
         f = Composition(other).reduced_formula
-        if f not in have:
-            pairs[f"{formula} | {f}"] = {"status": "not_computed",
-                                         "reason": f"not computed: no {f} entry on the {LOCAL_SCALE} scale"}
-            continue
-        pairs[f"{formula} | {f}"] = thermo.interfacial_reaction(formula, other, pool, {}, gap_min)
-    for el in thermo.ELECTROLYTES:  # what the coating prevents
-        f = Composition(el).reduced_formula
-        pairs[f"Li | {f}"] = (thermo.interfacial_reaction("Li", el, pool, {}, gap_min) if f in have else
-                              {"status": "not_computed", "reason": f"not computed: no {f} entry"})
+        pairs[f"{formula} | {f}"] = (
+            thermo.interfacial_reaction(formula, other, _pool_for(pool, formula, other), gaps, gap_min)
+            if f in have else {"status": "not_computed", "reason": f"not computed: no {f} entry on the {LOCAL_SCALE} scale"})
+    for other in partners:  # what the coating prevents
+        f = Composition(other).reduced_formula
+        pairs[f"Li | {f}"] = (thermo.interfacial_reaction("Li", other, _pool_for(pool, "Li", other), gaps, gap_min)
+                              if f in have else {"status": "not_computed", "reason": f"not computed: no {f} entry"})
+    return pairs
+
+
+def _unknown_products(pairs: dict) -> set[str]:
+    """Compound products of the coating's pairs that have no band gap yet."""
+    return {p for k, v in pairs.items() if v["status"] == "computed" and not k.startswith("Li |")
+            for p, c in v["product_class"].items() if c == "unknown"}
+
+
+@job(name="interfacial reactions")
+def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, gap_jobs=None):
+    """Reaction of the candidate with Li and each partner, and the band gap of every product.
+
+    ``known_gaps`` maps formulas to {"band_gap", "source"} (shipped data, or gaps this campaign stored).
+    ``gap_jobs`` is (maker, {phase id: job key}, labels): products still without a gap get one job each,
+    then this job runs again with their outputs and without ``gap_jobs``.
+    """
+    from coatflow.makers.band_gap import gap_of
+
+    gaps = {f: g if isinstance(g, dict) else {"band_gap": gap_of(g), "source": getattr(g, "source", "vasp static")}
+            for f, g in known_gaps.items()}
+    cand, entries = _entries(cand_doc, phase_docs)
+    pool = [*entries, cand]
+    pairs = _pairs(cand, pool, partners, {f: g["band_gap"] for f, g in gaps.items()}, gap_min)
+    unknown = _unknown_products(pairs)
+    if unknown and gap_jobs:
+        maker, keys, labels = gap_jobs
+        best = thermo.ground_states(pool)
+        jobs, new = [], {}
+        for f in sorted(unknown):
+            pid = best[f].entry_id
+            if pid not in keys:  # the candidate itself: its gap comes from the database filter
+                continue
+            doc = phase_docs[pid]
+            structure = Structure.from_dict(doc["output"]["structure"]) if isinstance(doc, dict) else doc.output.structure
+            j = maker.make(structure)
+            j.name = f"{j.name} {f}"
+            j.update_metadata({"coatflow": {**labels, "task": "band_gap", "key": keys[pid]}})
+            jobs.append(j)
+            new[f] = j.output
+        if not jobs:
+            return _finish(pairs, gaps)
+        again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**known_gaps, **new})
+        return Response(replace=Flow([*jobs, again], output=again.output))
+    return _finish(pairs, gaps)
+
+
+def _finish(pairs: dict, gaps: dict) -> dict:
+    for v in pairs.values():
+        if v["status"] == "computed":
+            v["product_gap_source"] = {p: gaps[p]["source"] if p in gaps else None for p in v["products"]}
+    used = {p for v in pairs.values() if v["status"] == "computed" for p in v["products"]}
+    return {"pairs": pairs, "band_gaps": {f: g for f, g in gaps.items() if f in used}}
+
+
+@job(name="interfacial reactions verdict")
+def interfacial_verdict(ident, reactions, structure, gap_min):
+    pairs = reactions["pairs"]
     done = {k: v for k, v in pairs.items() if v["status"] == "computed" and not k.startswith("Li |")}
     classes = {p: c for v in done.values() for p, c in v["product_class"].items()}
     bad = sorted(p for p, c in classes.items() if c == "conducting")
     unknown = sorted(p for p, c in classes.items() if c == "unknown")
     worst = min((v["reaction_energy"] for v in done.values()), default=None)
-    details = {"pairs": pairs, "band_gap_source": "elemental metals are conductors; no offline band gaps "
-               "for compounds (MP band gaps need MP_API_KEY)"}
+    skipped = sorted(k for k, v in pairs.items() if v["status"] != "computed" and not k.startswith("Li |"))
+    details = {"pairs": pairs, "band_gaps": reactions["band_gaps"], "pairs_not_computed": skipped,
+               "energy_scale": LOCAL_SCALE}
     if not done:
         return _result(ident, "interfacial_reactions", status="not_computed", details=details, structure=structure,
                        reason="not computed: no coating/partner pair has entries on one energy scale")
@@ -123,6 +184,8 @@ def interfacial_verdict(ident, cand_doc, phase_docs, structure, gap_min):
         status, reason = "failed", f"conducting products: {', '.join(bad)}"
     elif unknown:
         status, reason = "not_computed", f"not computed: band gap unknown for {', '.join(unknown)}"
+    elif skipped:
+        status, reason = "not_computed", f"not computed: {'; '.join(pairs[k]['reason'] for k in skipped)}"
     else:
         status, reason = "passed", None
     return _result(ident, "interfacial_reactions", status=status, value=worst, unit="eV/atom", reason=reason,
@@ -132,46 +195,45 @@ def interfacial_verdict(ident, cand_doc, phase_docs, structure, gap_min):
 # --- planners ---------------------------------------------------------------------------------------
 
 
-def _local_inputs(planner, plan, upstream, verdict):
-    """(candidate relax output, {phase id: relax output}, uuids) on the relax backend, once per plan."""
-    if getattr(plan, "_thermo_inputs", None) is not None:
-        return plan._thermo_inputs
-    from coatflow.workflows.campaign import make_key, settings_of
+def _local_inputs(planner, plan, upstream, verdict, elements=None):
+    """(candidate relax output, {phase id: relax output}, uuids) on the relax backend.
 
+    Phases of ``elements`` (default: the candidate's chemical system); each is added to a plan once.
+    """
     backend = planner.config.backends.relax
     maker = get_maker("relax", backend)
-    settings = settings_of(maker)
-    cand_out, cand_uuid = planner.add(plan, make_key(upstream, "thermo-relax", backend, settings), "phase_stability",
-                                      "relax", backend, lambda: maker.make(verdict.structure))
-    outs, uuids = {}, [cand_uuid]
-    elements = Composition(plan.candidate.formula).elements
-    for pid, sd in phases_for(elements).items():
-        m = maker
-        if sd.get("molecule"):  # a dimer in a box: relax atoms, not the box
-            from dataclasses import replace
-            m = replace(maker, relax_cell=False)
+    memo = plan.__dict__.setdefault("_thermo_memo", {})
+    if "candidate" not in memo:
+        memo["candidate"] = planner.add(plan, make_key(upstream, "thermo-relax", backend, settings_of(maker)),
+                                        "phase_stability", "relax", backend, lambda: maker.make(verdict.structure))
+    outs, uuids = {}, [memo["candidate"][1]]
+    for pid, sd in phases_for(elements or Composition(plan.candidate.formula).elements).items():
+        if pid not in memo:
+            m = replace(maker, relax_cell=False) if sd.get("molecule") else maker  # a dimer in a box
 
-        def factory(sd=sd, m=m):
-            g = pass_structure(verdict.structure, Structure.from_dict(sd))
-            r = m.make(g.output)
-            return Flow([g, r], output=r.output)
-        out, uuid = planner.add(plan, make_key("competing", pid, backend, settings_of(m)), "phase_stability",
-                                "relax", backend, factory)
-        outs[pid], _ = out, uuids.append(uuid)
-    plan._thermo_inputs = (cand_out, outs, uuids)
-    return plan._thermo_inputs
+            def factory(sd=sd, m=m):
+                g = pass_structure(verdict.structure, Structure.from_dict(sd))
+                r = m.make(g.output)
+                return Flow([g, r], output=r.output)
+            memo[pid] = planner.add(plan, phase_key(pid, backend, m), "phase_stability", "relax", backend, factory)
+        outs[pid] = memo[pid][0]
+        uuids.append(memo[pid][1])
+    return memo["candidate"][0], outs, uuids
 
 
-def _key(upstream, stage, planner):
-    from coatflow.workflows.campaign import make_key
+def phase_key(pid: str, backend: str, maker) -> str:
+    """Job key of a competing phase's relaxation: shared by every candidate and campaign."""
+    return make_key("competing", pid, backend, settings_of(maker))
 
-    return make_key(upstream, stage, planner.config.backends.relax, planner.thresholds)
+
+def _key(upstream, stage, planner, *extra):
+    return make_key(upstream, stage, planner.config.backends.relax, planner.thresholds, *extra)
 
 
 def plan_phase_stability(planner, plan, upstream, verdict):
     cand, phases, uuids = _local_inputs(planner, plan, upstream, verdict)
     t = planner.thresholds
-    return planner.gate(plan, _key(upstream, "phase_stability", planner), "phase_stability", "mlip",
+    return planner.gate(plan, _key(upstream, "phase_stability", planner, sorted(phases)), "phase_stability", "mlip",
                         lambda: phase_stability_verdict(plan.ident, cand, phases, verdict.structure,
                                                         t["e_hull_max"], uuids))
 
@@ -179,13 +241,39 @@ def plan_phase_stability(planner, plan, upstream, verdict):
 def plan_stability_window(planner, plan, upstream, verdict):
     cand, phases, _ = _local_inputs(planner, plan, upstream, verdict)
     t = planner.thresholds
-    return planner.gate(plan, _key(upstream, "stability_window", planner), "stability_window", "mlip",
+    return planner.gate(plan, _key(upstream, "stability_window", planner, sorted(phases)), "stability_window", "mlip",
                         lambda: stability_window_verdict(plan.ident, cand, phases, verdict.structure,
                                                          t["reduction_limit_max"], t["oxidation_limit_min"]))
 
 
 def plan_interfacial_reactions(planner, plan, upstream, verdict):
-    cand, phases, _ = _local_inputs(planner, plan, upstream, verdict)
-    return planner.gate(plan, _key(upstream, "interfacial_reactions", planner), "interfacial_reactions", "mlip",
-                        lambda: interfacial_verdict(plan.ident, cand, phases, verdict.structure,
+    """Reactions with Li and the configured electrolytes, on the union of their chemical systems.
+
+    Product band gaps: the shipped Alexandria PBE gaps, then gaps this campaign already stored, and
+    one ``backends.band_gap`` job per product that still has none (shared across candidates by key).
+    """
+    partners = planner.config.interfacial.electrolytes
+    elements = {*Composition(plan.candidate.formula).elements, Element("Li"),
+                *(el for f in partners for el in Composition(f).elements)}
+    cand, phases, uuids = _local_inputs(planner, plan, upstream, verdict, elements)
+    relax_backend, gap_backend = planner.config.backends.relax, planner.config.backends.band_gap
+    relax_maker, gap_maker = get_maker("relax", relax_backend), get_maker("band_gap", gap_backend)
+    known = {f: {"band_gap": g, "source": "Alexandria PBE (shipped)"} for f, g in thermo.alexandria_band_gaps().items()}
+    keys = {}
+    for pid, sd in phases_for(elements).items():
+        m = replace(relax_maker, relax_cell=False) if sd.get("molecule") else relax_maker
+        keys[pid] = make_key(phase_key(pid, relax_backend, m), "band_gap", gap_backend, settings_of(gap_maker))
+        stored = planner.stored(keys[pid])
+        if stored is not None:
+            known[Structure.from_dict(sd).composition.reduced_formula] = stored[0]
+    labels = {"material_id": plan.candidate.material_id, "stage": "interfacial_reactions", "backend": gap_backend}
+    reactions, _ = planner.add(
+        plan, _key(upstream, "interfacial_reactions", planner, partners, gap_backend,
+                   sorted(phases)), "interfacial_reactions",
+        "reactions", relax_backend, lambda: interfacial_reactions(
+            cand, phases, partners, planner.thresholds["insulator_gap_min"], known, (gap_maker, keys, labels)))
+    return planner.gate(plan, _key(upstream, "interfacial_reactions verdict", planner, partners,
+                                         gap_backend, sorted(phases)),
+                        "interfacial_reactions", relax_backend,
+                        lambda: interfacial_verdict(plan.ident, reactions, verdict.structure,
                                                     planner.thresholds["insulator_gap_min"]))

@@ -1,0 +1,72 @@
+"""Band gap of a bulk phase: classifies interfacial reaction products as insulators or conductors.
+
+GPAW: one PBE single point on a Γ-centred mesh; the gap is the lowest state above the Fermi level
+minus the highest below it over all k-points, and 0 when a band crosses it. VASP: atomate2's StaticMaker,
+whose TaskDoc carries ``output.bandgap``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from atomate2.vasp.jobs.core import StaticMaker
+from jobflow import Maker, job
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, gpaw_calculator
+from coatflow.makers.registry import register
+from coatflow.makers.slab import band_edges
+from coatflow.workflows.schemas import BandGapDoc
+
+#: Cheaper than the energy defaults: a gap needs to be right to ~0.1 eV, not to meV.
+GAP_GPAW_KWARGS = {**DEFAULT_GPAW_KWARGS, "mode": {"name": "pw", "ecut": 350}, "kpts": {"density": 3.0, "gamma": True},
+                   "occupations": {"name": "fermi-dirac", "width": 0.01}, "convergence": {"energy": 1e-4},
+                   "nbands": "130%"}
+
+
+@dataclass
+class GpawBandGapMaker(Maker):
+    name: str = "gpaw band gap"
+    calculator_kwargs: dict = field(default_factory=lambda: dict(GAP_GPAW_KWARGS))
+
+    @job
+    def make(self, structure: Structure) -> BandGapDoc:
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.calc = gpaw_calculator(self.calculator_kwargs)
+        t0 = time.perf_counter()
+        atoms.get_potential_energy()
+        calc = atoms.calc
+        fermi = float(calc.get_fermi_level())
+        nspins = calc.get_number_of_spins()
+        eigs = [calc.get_eigenvalues(kpt=k, spin=s) for k in range(len(calc.get_ibz_k_points())) for s in range(nspins)]
+        vbm, cbm = band_edges(np.concatenate(eigs), fermi)
+        # a band crossing E_F leaves a different number of states below it at different k-points
+        n_below = {int((e <= fermi).sum()) for e in eigs}
+        filled = len(n_below) == 1 and abs(n_below.pop() * 2 / nspins - calc.get_number_of_electrons()) < 1e-6
+        gap = cbm - vbm if filled and vbm is not None and cbm is not None else 0.0
+        return BandGapDoc(formula=structure.composition.reduced_formula, band_gap=round(gap, 4), vbm=vbm, cbm=cbm,
+                          n_kpoints=len(calc.get_ibz_k_points()), source="GPAW PBE",
+                          calculator={**DEFAULT_GPAW_KWARGS, **self.calculator_kwargs},
+                          elapsed_time=time.perf_counter() - t0)
+
+
+def gap_of(output) -> float | None:
+    """The band gap (eV) in a band_gap job output: BandGapDoc (gpaw) or atomate2 TaskDoc (vasp)."""
+    if isinstance(output, dict):
+        return output.get("band_gap", (output.get("output") or {}).get("bandgap"))
+    if hasattr(output, "band_gap"):
+        return output.band_gap
+    return getattr(getattr(output, "output", None), "bandgap", None)
+
+
+@register("band_gap", "gpaw")
+def _gpaw_band_gap():
+    return GpawBandGapMaker()
+
+
+@register("band_gap", "vasp")
+def _vasp_band_gap():
+    return StaticMaker(name="band gap static")
