@@ -70,3 +70,31 @@ def test_formation_from_precursors(mp):
     out = thermo.formation_from_precursors(gs["LiCoO2"], mp)
     assert out["status"] == "computed" and all(v["meV_per_atom"] < 0 for v in out["precursors"].values())
     assert thermo.formation_from_precursors(gs["Li2O"], mp)["status"] == "not_computed"
+
+
+# --- Alexandria PBE data (shipped Li-P-S, Li-Ti-O) ---------------------------------------------------
+
+#: Published windows (V vs Li), Richards et al., Chem. Mater. 28, 266 (2016); Zhu, He, Mo, ACS AMI 7, 23685 (2015)
+LI3PS4_WINDOW = (1.74, 2.32)
+
+
+def test_li3ps4_window_from_alexandria_matches_published():
+    entries = thermo.alexandria_entries("Li-P-S")
+    w = thermo.stability_window(thermo.ground_states(entries)["Li3PS4"], entries)
+    assert w["reduction_limit"] == pytest.approx(LI3PS4_WINDOW[0], abs=0.1)
+    assert w["oxidation_limit"] == pytest.approx(LI3PS4_WINDOW[1], abs=0.1)
+    assert w["reduction_products"] == ["Li2S", "P"]  # reduced towards Li2S + P, as published
+
+
+def test_alexandria_band_gaps_classify_li_reduction_of_li3ps4():
+    entries = thermo.alexandria_entries("P-S-Li")  # element order does not matter
+    r = thermo.interfacial_reaction("Li", "Li3PS4", entries, thermo.alexandria_band_gaps())
+    assert set(r["products"]) == {"Li2S", "Li3P"} and r["reaction_energy"] < -0.3
+    assert r["product_gaps"]["Li2S"] > 3.0  # PBE: 3.4-3.5 eV
+
+
+def test_alexandria_scale_is_its_own():
+    with pytest.raises(CoatflowError, match="mix energy scales"):
+        thermo.phase_diagram([*thermo.alexandria_entries("Li-Ti-O"), *thermo.matterviz_entries()[:20]])
+    with pytest.raises(CoatflowError, match="no shipped Alexandria data for Li-La-Zr-O"):
+        thermo.alexandria_entries("Li-La-Zr-O")

@@ -1,0 +1,44 @@
+"""Interfacial reactions stage end to end: CHGNet energies, product band gaps from shipped data or GPAW."""
+
+import json
+
+from pymatgen.core import Lattice, Structure
+
+from conftest import li2o, run_cli
+
+
+def lialo2() -> Structure:
+    s = Structure.from_spacegroup("R-3m", Lattice.hexagonal(2.80, 14.21), ["Li", "Al", "O"],
+                                  [[0, 0, 0], [0, 0, 0.5], [0, 0, 0.2385]])
+    return s.get_primitive_structure()
+
+
+def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_path, write_config):
+    d = tmp_path / "structures"
+    d.mkdir()
+    li2o().to(filename=str(d / "Li2O.json"))
+    lialo2().to(filename=str(d / "LiAlO2.json"))
+    cfg = write_config(candidates={"source": "files", "paths": [str(d)]},
+                       run={"stop_after": "interfacial_reactions"},
+                       interfacial={"electrolytes": ["LiF", "Li3YCl6"]})
+    run = run_cli("run", "-c", cfg)
+    assert run.returncode == 0, run.stderr[-3000:]
+    q = run_cli("query", "-c", cfg, "--json")
+    docs = {d["formula"]: d["stages"]["interfacial_reactions"] for d in json.loads(q.stdout)}
+
+    # Li reduces LiAlO2 to Li2O + LiAl; GPAW finds LiAl metallic, so a conductor forms at the anode.
+    al = docs["LiAlO2"]
+    li_pair = al["details"]["pairs"]["LiAlO2 | Li"]
+    assert al["status"] == "failed" and "LiAl" in al["reason"]
+    assert li_pair["reaction_energy"] < 0 and set(li_pair["products"]) == {"Li2O", "LiAl"}
+    assert li_pair["product_gaps"]["LiAl"] == 0.0 and li_pair["product_gap_source"]["LiAl"] == "GPAW PBE"
+    assert li_pair["product_gap_source"]["Li2O"].startswith("Alexandria")  # shipped gap: no GPAW job
+
+    # Li2O does not react with Li or LiF; Li3YCl6 has no local entry, so the stage is not computed, not passed.
+    o = docs["Li2O"]
+    assert o["details"]["pairs"]["Li2O | Li"]["products"] == []
+    assert o["details"]["pairs"]["Li2O | LiF"]["status"] == "computed"
+    assert o["status"] == "not_computed" and "no Li3YCl6 entry" in o["reason"]
+
+    again = run_cli("run", "-c", cfg)
+    assert "ran 0 jobs" in again.stderr
