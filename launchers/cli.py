@@ -87,11 +87,15 @@ def _stage_value(stage: str, st: dict) -> str:
 
 
 def _stage_note(stage: str, details: dict) -> str:
-    """The one detail a stage's cell shows besides its value: the chosen site, the dimensionality."""
+    """The one detail a stage's cell shows besides its value: the chosen site, the dimensionality,
+    how many coating pairs the interfacial stage computed."""
     if stage == "li_adsorption" and details.get("site"):
         return f" {details['site'].get('site_type', '')}"
     if stage == "migration_barrier" and details.get("dimensionality"):
         return f" {details['dimensionality']}"
+    if stage == "interfacial_reactions" and details.get("pairs"):
+        coating = [v for k, v in details["pairs"].items() if not k.startswith("Li |")]
+        return f" {sum(v['status'] == 'computed' for v in coating)}/{len(coating)} pairs"
     return ""
 
 
