@@ -1,10 +1,14 @@
 """Electrochemical windows (V vs Li) against published values.
 
+Usage: python benchmarks/windows.py [--local [WORK_DIR]]
+
 Uses MP entries (MP_API_KEY, or the cache) when available; offline it computes what the shipped data
 allows (Li3PS4 from Alexandria PBE, Li2O from MP Li-Co-Ni-O) and reports the rest as not computed.
 """
 
 import os
+import sys
+import time
 import warnings
 
 from coatflow.workflows import thermo
@@ -43,3 +47,42 @@ mp = thermo.matterviz_entries()
 w = thermo.stability_window(thermo.ground_states(mp)["Li2O"], mp)
 print(f"Li2O (MP Li-Co-Ni-O data, offline): ({w['reduction_limit']:.2f}, {w['oxidation_limit']:.2f}) -> "
       f"{w['oxidation_products']};  MP_API_KEY set: {bool(os.environ.get('MP_API_KEY'))}")
+
+# --- local scale: the campaign itself relaxes each electrolyte and its competing phases with CHGNet ---
+if "--local" in sys.argv:
+    import tempfile
+    from pathlib import Path
+
+    from pymatgen.core import Composition, Structure
+
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.launchers.local import run_campaign
+    from coatflow.launchers.stores import CampaignStores
+    from coatflow.workflows.thermo_stages import competing_phases
+
+    work = Path(sys.argv[sys.argv.index("--local") + 1] if len(sys.argv) > sys.argv.index("--local") + 1
+                else tempfile.mkdtemp(prefix="coatflow-windows-"))
+    (work / "structures").mkdir(parents=True, exist_ok=True)
+    shipped = {Composition(f).reduced_formula for f in PUBLISHED}
+    for pid, sd in competing_phases().items():
+        s = Structure.from_dict(sd)
+        if s.composition.reduced_formula in shipped:
+            s.to(filename=str(work / "structures" / f"{s.composition.reduced_formula}.json"))
+    config = CampaignConfig(base_dir=work, candidates={"source": "files", "paths": ["structures"]},
+                            thresholds={"e_hull_max": 1.0}, run={"stop_after": "stability_window"})
+    t0 = time.perf_counter()
+    report, _ = run_campaign(config)
+    stores = CampaignStores(config).connect()
+    docs = {d["formula"]: d for d in stores.candidates.query({})}
+    stores.close()
+    print(f"\nlocal scale (CHGNet+MP2020), {report.jobs_run} jobs in {time.perf_counter() - t0:.0f} s, store {work}")
+    for formula, (red, ox) in PUBLISHED.items():
+        st = docs.get(Composition(formula).reduced_formula, {}).get("stages", {}).get("stability_window")
+        if st is None or st["status"] == "not_computed":
+            why = "no bundled structure" if st is None else st["reason"]
+            print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  not computed: {why}")
+            continue
+        d = st["details"]
+        print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  CHGNet+MP2020 ({d['reduction_limit']:.2f}, "
+              f"{d['oxidation_limit']:.2f})  deviation ({d['reduction_limit'] - red:+.2f}, {d['oxidation_limit'] - ox:+.2f})"
+              f"  E_hull {1000 * d['e_above_hull']:.0f} meV/atom")

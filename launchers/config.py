@@ -84,6 +84,12 @@ class AdsorptionConfig(_Strict):
     steps: int = Field(150, ge=1, description="optimizer steps cap per relaxation")
 
 
+class ThermoConfig(_Strict):
+    """Phase diagrams of phase_stability, stability_window and interfacial_reactions (workflows/thermo_stages.py)."""
+
+    entries: Literal["local", "mp"] = "local"
+
+
 class InterfacialConfig(_Strict):
     """Interfacial reactions stage (workflows/thermo_stages.py): partners besides Li metal."""
 
@@ -271,6 +277,7 @@ class CampaignConfig(_Strict):
     backends: BackendConfig = BackendConfig()
     thresholds: Thresholds = Thresholds()
     adsorption: AdsorptionConfig = AdsorptionConfig()
+    thermo: ThermoConfig = ThermoConfig()
     interfacial: InterfacialConfig = InterfacialConfig()
     store: StoreConfig = StoreConfig()
     run: RunConfig = RunConfig()
@@ -362,6 +369,10 @@ adsorption:                # Li adsorption stage
   max_sites: 6             # sites relaxed: lowest single-point energy first
   fmax: 0.1                # eV/A, slab and site relaxations
   steps: 150               # optimizer steps cap per relaxation (not converged -> flagged)
+
+thermo:                    # phase diagrams of E_hull, the window and interfacial reactions
+  entries: local           # local: backends.relax on the bundled competing phases | mp: MP2020 entries (MP_API_KEY,
+                           # cached); the candidate is MP's own entry, or its VASP relaxation (backends.relax: vasp)
 
 interfacial:               # interfacial reactions: the coating against Li metal and each of these
   electrolytes: [Li10GeP2S12, Li6PS5Cl, Li7La3Zr2O12, LiTi2(PO4)3, LiNbO3]

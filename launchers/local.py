@@ -51,7 +51,7 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
     for formula in {*side.slab.ip_materials, *side.defects.materials}:  # a bad formula writes nothing
         bulk_structure(formula)
     stores.connect()
-    planner = FunnelPlanner(config, stores.jobs)
+    planner = FunnelPlanner(config, stores.jobs, stores.cache)
     plans: Iterable[CandidatePlan] = (planner.plan(c) for c in candidates)
     n_plans = len(candidates)
     if side.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)

@@ -56,9 +56,10 @@ class CandidatePlan:
 class FunnelPlanner:
     """Builds each candidate's remaining flow from the config and what the store already holds."""
 
-    def __init__(self, config, job_store: JobStore):
+    def __init__(self, config, job_store: JobStore, cache=None):
         self.config = config
         self.store = job_store
+        self.cache = cache  # Materials Project entries and band gaps (thermo.entries: mp)
         self.thresholds = config.thresholds.model_dump()
         self._index: dict | None = None
         self._index_generation = -1

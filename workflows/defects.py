@@ -18,6 +18,8 @@ correction, which inverted its alignment sign; ``kumagai_sign_fixed`` checks the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from jobflow import Flow, OutputReference, Response, job
 from pymatgen.analysis.defects.core import Defect, Interstitial, Substitution, Vacancy
@@ -424,7 +426,7 @@ def plan_defects(config, job_store) -> list:
     from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
     from coatflow.workflows.candidates import Candidate
     from coatflow.workflows.surfaces import _ELEMENTS, bulk_structure
-    from coatflow.workflows.thermo_stages import phases_for
+    from coatflow.workflows.thermo_stages import phase_key, phases_for
 
     dc = config.defects
     backend = config.backends.defects
@@ -469,14 +471,10 @@ def plan_defects(config, job_store) -> list:
                                "mlip", lambda: mlip.make(structure))
         phase_outs = {}
         for pid, sd in phases_for(structure.composition.elements).items():
-            m = mlip
-            if sd.get("molecule"):  # a dimer in a box: relax atoms, not the box
-                from dataclasses import replace
-
-                m = replace(mlip, relax_cell=False)
+            m = replace(mlip, relax_cell=False) if sd.get("molecule") else mlip  # a dimer in a box
             st = Structure.from_dict(sd)
-            phase_outs[pid], _ = planner.add(plan, make_key("phase", pid, "relax", "mlip", settings_of(m)),
-                                             "defects", "relax", "mlip", lambda m=m, st=st: m.make(st))
+            phase_outs[pid], _ = planner.add(plan, phase_key(pid, "mlip", m), "defects", "relax", "mlip",
+                                             lambda m=m, st=st: m.make(st))
         meta = {"key": skey, "material_id": mid, "stage": "defects", "backend": backend}
         if isinstance(r_out, OutputReference):  # relax still to run: plan the defects after it
             planner.add(plan, make_key(skey, "plan", r_out.uuid), "defects", "defect_plan", backend,
