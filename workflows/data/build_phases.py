@@ -41,7 +41,7 @@ SOURCE_ADDED = (
     "NbS2 2H (P6_3/mmc, a=3.31, c=11.89 A; Jellinek et al., Nature 185, 376 (1960)); "
     "Li10GeP2S12 from pymatgen/util/structures/Li10GeP2S12.json (pymatgen, MIT; Kamaya et al., Nat. Mater. 10, "
     "682 (2011)) ordered by lowest Ewald energy; LiNbO3 R3c (Abrahams et al., J. Phys. Chem. Solids 27, 997 "
-    "(1966)); LiTi2(PO4)3 NASICON R-3c (Aatiq et al., J. Mater. Chem. 10, 2126 (2000)); Li7La3Zr2O12 garnet "
+    "(1966)); LiTi2(PO4)3 NASICON R-3c (a=8.51, c=20.84 A; Li 6b, Ti 12c, P 18e, O 2 x 36f); Li7La3Zr2O12 garnet "
     "framework Ia-3d (Awaka et al., J. Solid State Chem. 182, 2046 (2009); Chem. Lett. 40, 60 (2011)) with all "
     "octahedral and one third of the tetrahedral Li sites filled (the tetragonal I4_1/acd occupancy), ordered by "
     "Ewald energy; Li6PS5Cl argyrodite F-43m (Deiseroth et al., Angew. Chem. Int. Ed. 47, 755 (2008)) with Li "
