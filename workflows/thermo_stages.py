@@ -1,8 +1,8 @@
 """Funnel stages built on workflows/thermo.py: phase_stability, stability_window, interfacial_reactions.
 
-Energies come from one scale only: with the ``mlip`` relax backend, CHGNet relaxes the candidate and
-the bundled competing phases of its chemical system (data/competing_phases.json.gz); with ``vasp``,
-Materials Project entries (MP_API_KEY, cached in the ``cache`` store) are used.
+Energies come from one scale only (``thermo.entries``): ``local`` relaxes the candidate and the
+bundled competing phases of its chemical system (data/competing_phases.json.gz) on ``backends.relax``;
+``mp`` uses Materials Project MP2020 entries (MP_API_KEY, cached in the ``cache`` store).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from jobflow import Flow, Response, job
 from pymatgen.core import Composition, Element, Structure
 
 from coatflow.makers.registry import get_maker
+from coatflow.workflows import thermo
 from coatflow.workflows.campaign import make_key, settings_of
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows import thermo
 from coatflow.workflows.schemas import StageResult
 
 LOCAL_SCALE = "CHGNet+MP2020"
@@ -188,7 +188,7 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
     """
     from coatflow.makers.band_gap import gap_of
 
-    gaps = {f: g if isinstance(g, dict) else {"band_gap": gap_of(g), "source": getattr(g, "source", "vasp static")}
+    gaps = {f: g if isinstance(g, dict) else {"band_gap": gap_of(g), "source": getattr(g, "source", "VASP static")}
             for f, g in known_gaps.items()}
     try:
         cand, entries = _entries(cand_doc, phase_docs, source)
