@@ -22,7 +22,7 @@ from coatflow.makers.slab import band_edges
 from coatflow.workflows.schemas import BandGapDoc
 
 #: Cheaper than the energy defaults: a gap needs to be right to ~0.1 eV, not to meV.
-GAP_GPAW_KWARGS = {**DEFAULT_GPAW_KWARGS, "mode": {"name": "pw", "ecut": 350}, "kpts": {"density": 3.0, "gamma": True},
+GAP_GPAW_KWARGS = {**DEFAULT_GPAW_KWARGS, "mode": {"name": "pw", "ecut": 350}, "kpts": {"density": 2.0, "gamma": True},
                    "occupations": {"name": "fermi-dirac", "width": 0.01}, "convergence": {"energy": 1e-4},
                    "nbands": "130%"}
 
