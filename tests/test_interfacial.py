@@ -42,3 +42,19 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
 
     again = run_cli("run", "-c", cfg)
     assert "ran 0 jobs" in again.stderr
+
+
+def test_gpaw_band_gap_of_an_insulator_and_a_metal(tmp_path):
+    from jobflow import run_locally
+
+    from coatflow.makers.band_gap import GpawBandGapMaker, gap_of
+
+    li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.71), ["S", "Li"], [[0, 0, 0], [0.25] * 3])
+    li = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.44), ["Li"], [[0, 0, 0]])
+    gaps = {}
+    for name, s in (("Li2S", li2s), ("Li", li)):
+        job = GpawBandGapMaker().make(s.get_primitive_structure())
+        out = run_locally(job, root_dir=str(tmp_path), create_folders=True, log=False)
+        gaps[name] = gap_of(out[job.uuid][1].output)
+    assert 3.0 < gaps["Li2S"] < 3.7  # PBE: 3.4 eV (Alexandria 3.53)
+    assert gaps["Li"] == 0.0
