@@ -161,15 +161,21 @@ def _pairs(cand, pool, partners, gaps: dict[str, float], gap_min: float) -> dict
     pairs = {}
     for other in ("Li", *partners):
         f = Composition(other).reduced_formula
-        pairs[f"{formula} | {f}"] = (
+        pairs[f"{formula} | {other}"] = (
             thermo.interfacial_reaction(formula, other, _pool_for(pool, formula, other), gaps, gap_min)
             if f in have else {"status": "not_computed",
                                "reason": f"not computed: no {f} entry on the {thermo.scale_of(cand)} scale"})
     for other in partners:  # what the coating prevents
         f = Composition(other).reduced_formula
-        pairs[f"Li | {f}"] = (thermo.interfacial_reaction("Li", other, _pool_for(pool, "Li", other), gaps, gap_min)
+        pairs[f"Li | {other}"] = (thermo.interfacial_reaction("Li", other, _pool_for(pool, "Li", other), gaps, gap_min)
                               if f in have else {"status": "not_computed", "reason": f"not computed: no {f} entry"})
     return pairs
+
+
+#: 4f elements with partly filled shells in their usual oxidation states: a PBE gap (no U, f in valence)
+#: is not a classification (Tb2O3 comes out metallic), so their products are not sent to band_gap jobs.
+OPEN_4F = frozenset({"Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb"})
+OPEN_4F_NOTE = "not computed: open 4f shell, a PBE gap is unreliable"
 
 
 def _unknown_products(pairs: dict) -> set[str]:
@@ -203,6 +209,9 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
         jobs, new = [], {}
         for f in sorted(unknown):
             pid = best[f].entry_id
+            if {el.symbol for el in Composition(f).elements} & OPEN_4F:
+                gaps[f] = {"band_gap": None, "source": OPEN_4F_NOTE}
+                continue
             if pid not in keys:  # the candidate itself: its gap comes from the database filter
                 continue
             doc = phase_docs[pid]
@@ -214,7 +223,7 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
             new[f] = j.output
         if not jobs:
             return _finish(pairs, gaps)
-        again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**known_gaps, **new}, source=source)
+        again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**gaps, **new}, source=source)
         return Response(replace=Flow([*jobs, again], output=again.output))
     return _finish(pairs, gaps)
 
@@ -246,7 +255,9 @@ def interfacial_verdict(ident, reactions, structure, gap_min):
     if bad:
         status, reason = "failed", f"conducting products: {', '.join(bad)}"
     elif unknown:
-        status, reason = "not_computed", f"not computed: band gap unknown for {', '.join(unknown)}"
+        notes = {p: f" ({reactions['band_gaps'][p]['source'][len('not computed: '):]})" if p in reactions["band_gaps"]
+                 and reactions["band_gaps"][p]["source"].startswith("not computed") else "" for p in unknown}
+        status, reason = "not_computed", f"not computed: band gap unknown for {', '.join(p + notes[p] for p in unknown)}"
     elif skipped:
         status, reason = "not_computed", f"not computed: {'; '.join(pairs[k]['reason'] for k in skipped)}"
     else:
@@ -344,9 +355,10 @@ def _known_gaps(planner, source, elements, keys) -> dict:
         for mid, gap in thermo.mp_band_gaps(ids, planner.cache).items():
             known[ids[mid]] = {"band_gap": gap, "source": f"Materials Project ({mid})"}
     for pid, key in keys.items():
+        formula = Structure.from_dict(phases_for(elements)[pid]).composition.reduced_formula
         stored = planner.stored(key)
-        if stored is not None:
-            known[Structure.from_dict(phases_for(elements)[pid]).composition.reduced_formula] = stored[0]
+        if stored is not None and not {el.symbol for el in Composition(formula).elements} & OPEN_4F:
+            known[formula] = stored[0]
     return known
 
 
@@ -371,9 +383,9 @@ def plan_interfacial_reactions(planner, plan, upstream, verdict):
     gap_min = planner.thresholds["insulator_gap_min"]
     reactions, _ = planner.add(
         plan, _key(upstream, "interfacial_reactions", planner, partners, gap_backend, sorted(phases),
-             _entries_state(source)),
+             _entries_state(source), sorted(OPEN_4F)),
         "interfacial_reactions", "reactions", source["backend"], lambda: interfacial_reactions(
             cand, phases, partners, gap_min, known, (gap_maker, keys, labels), source=source))
     return planner.gate(plan, _key(upstream, "interfacial_reactions verdict", planner, partners, gap_backend,
-                                   sorted(phases), _entries_state(source)), "interfacial_reactions", source["backend"],
+                                   sorted(phases), _entries_state(source), sorted(OPEN_4F)), "interfacial_reactions", source["backend"],
                         lambda: interfacial_verdict(plan.ident, reactions, verdict.structure, gap_min))
