@@ -98,3 +98,9 @@ def test_alexandria_scale_is_its_own():
         thermo.phase_diagram([*thermo.alexandria_entries("Li-Ti-O"), *thermo.matterviz_entries()[:20]])
     with pytest.raises(CoatflowError, match="no shipped Alexandria data for Li-La-Zr-O"):
         thermo.alexandria_entries("Li-La-Zr-O")
+
+
+def test_interfacial_reaction_without_an_elemental_reference_is_not_computed(mp):
+    li_o = thermo.in_chemsys(mp, ["Li", "O"])
+    r = thermo.interfacial_reaction("LiCoO2", "Li", li_o)
+    assert r["status"] == "not_computed" and r["reason"] == "not computed: no elemental reference for Co"

@@ -358,10 +358,10 @@ def interfacial_reaction(a: str, b: str, entries, gaps: dict[str, float] | None 
     gaps = gaps or {}
     ca, cb = Composition(a), Composition(b)
     check_one_scale(entries)
-    pd = phase_diagram(entries)
     missing = covers(entries, set(ca.elements) | set(cb.elements))
     if missing:
-        return {"status": "not_computed", "reason": f"not computed: no entries for {', '.join(missing)}"}
+        return {"status": "not_computed", "reason": f"not computed: no elemental reference for {', '.join(missing)}"}
+    pd = phase_diagram(entries)
     ir = InterfacialReactivity(ca, cb, pd, norm=True, use_hull_energy=True)
     kinks = list(ir.get_kinks())
     _, x, energy, rxn, _ = min(kinks, key=lambda k: k[2])

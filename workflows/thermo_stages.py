@@ -249,9 +249,10 @@ def interfacial_verdict(ident, reactions, structure, gap_min):
     worst = min((v["reaction_energy"] for v in done.values()), default=None)
     skipped = sorted(k for k, v in pairs.items() if v["status"] != "computed" and not k.startswith("Li |"))
     details = {"pairs": pairs, "band_gaps": reactions["band_gaps"], "pairs_not_computed": skipped}
+    why = sorted({pairs[k]["reason"].removeprefix("not computed: ") for k in skipped})
     if not done:
         return _result(ident, "interfacial_reactions", status="not_computed", details=details, structure=structure,
-                       reason="not computed: no coating/partner pair has entries on one energy scale")
+                       reason=f"not computed: {'; '.join(why)}")
     if bad:
         status, reason = "failed", f"conducting products: {', '.join(bad)}"
     elif unknown:
@@ -259,7 +260,7 @@ def interfacial_verdict(ident, reactions, structure, gap_min):
                  and reactions["band_gaps"][p]["source"].startswith("not computed") else "" for p in unknown}
         status, reason = "not_computed", f"not computed: band gap unknown for {', '.join(p + notes[p] for p in unknown)}"
     elif skipped:
-        status, reason = "not_computed", f"not computed: {'; '.join(pairs[k]['reason'] for k in skipped)}"
+        status, reason = "not_computed", f"not computed: {'; '.join(why)}"
     else:
         status, reason = "passed", None
     return _result(ident, "interfacial_reactions", status=status, value=worst, unit="eV/atom", reason=reason,
