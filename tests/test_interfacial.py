@@ -4,6 +4,9 @@ import json
 
 from pymatgen.core import Composition, Lattice, Structure
 
+from coatflow.launchers.config import load_config
+from coatflow.launchers.stores import CampaignStores
+from coatflow.workflows.candidates import example_candidates
 from conftest import li2o, run_cli
 
 
@@ -18,13 +21,15 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
     d.mkdir()
     li2o().to(filename=str(d / "Li2O.json"))
     lialo2().to(filename=str(d / "LiAlO2.json"))
+    ligao2 = next(c for c in example_candidates() if c.formula == "LiGaO2")  # fails the window (reduced at 0.9 V)
+    ligao2.structure.to(filename=str(d / "LiGaO2.json"))
     cfg = write_config(candidates={"source": "files", "paths": [str(d)]},
                        run={"stop_after": "interfacial_reactions"},
                        interfacial={"electrolytes": ["LiF", "Li3YCl6"]})
     run = run_cli("run", "-c", cfg)
     assert run.returncode == 0, run.stderr[-3000:]
     q = run_cli("query", "-c", cfg, "--json")
-    docs = {d["formula"]: d["stages"]["interfacial_reactions"] for d in json.loads(q.stdout)}
+    docs = {d["formula"]: d["stages"].get("interfacial_reactions") for d in json.loads(q.stdout)}
 
     # Li reduces LiAlO2 to Li2O + a Li-Al alloy (Li9Al4 on CHGNet); GPAW finds it metallic: a conductor forms.
     al = docs["LiAlO2"]
@@ -41,6 +46,14 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
     assert o["details"]["pairs"]["Li2O | Li"]["products"] == []
     assert o["details"]["pairs"]["Li2O | LiF"]["status"] == "computed"
     assert o["status"] == "not_computed" and "no Li3YCl6 entry" in o["reason"]
+
+    # LiGaO2 fails the window: its reactions with Li (-> LiGa) never run, so no band-gap job is paid for it
+    stores = CampaignStores(load_config(cfg)).connect()
+    gap_jobs = list(stores.jobs.docs_store.query({"metadata.coatflow.task": "band_gap"},
+                                                 properties=["metadata.coatflow.material_id", "output.formula"]))
+    stores.close()
+    assert docs["LiGaO2"] is None
+    assert [g["output"]["formula"] for g in gap_jobs] == [alloy]
 
     again = run_cli("run", "-c", cfg)
     assert "ran 0 jobs" in again.stderr

@@ -185,8 +185,12 @@ def _unknown_products(pairs: dict) -> set[str]:
 
 
 @job(name="interfacial reactions")
-def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, gap_jobs=None, source=None):
+def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, gap_jobs=None, source=None,
+                          _after=None):
     """Reaction of the candidate with Li and each partner, and the band gap of every product.
+
+    ``_after`` (the previous verdict's structure) makes this job a child of that verdict, so a candidate
+    that failed the window never pays for band-gap jobs.
 
     ``known_gaps`` maps formulas to {"band_gap", "source"} (shipped data, or gaps this campaign stored).
     ``gap_jobs`` is (maker, {phase id: job key}, labels): products still without a gap get one job each,
@@ -386,7 +390,8 @@ def plan_interfacial_reactions(planner, plan, upstream, verdict):
         plan, _key(upstream, "interfacial_reactions", planner, partners, gap_backend, sorted(phases),
              _entries_state(source), sorted(OPEN_4F)),
         "interfacial_reactions", "reactions", source["backend"], lambda: interfacial_reactions(
-            cand, phases, partners, gap_min, known, (gap_maker, keys, labels), source=source))
+            cand, phases, partners, gap_min, known, (gap_maker, keys, labels), source=source,
+            _after=verdict.structure))
     return planner.gate(plan, _key(upstream, "interfacial_reactions verdict", planner, partners, gap_backend,
                                    sorted(phases), _entries_state(source), sorted(OPEN_4F)), "interfacial_reactions", source["backend"],
                         lambda: interfacial_verdict(plan.ident, reactions, verdict.structure, gap_min))
