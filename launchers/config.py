@@ -98,13 +98,15 @@ class InterfacialConfig(_Strict):
     @field_validator("electrolytes")
     @classmethod
     def _formulas(cls, formulas):
-        from pymatgen.core import Composition
+        from pymatgen.core import Composition, Element
 
         for f in formulas:
             try:
-                Composition(f)
+                ok = all(isinstance(el, Element) for el in Composition(f).elements)
             except Exception:  # noqa: BLE001 - pymatgen raises several types for bad formulas
-                raise ValueError(f"'{f}' is not a chemical formula") from None
+                ok = False
+            if not ok:  # pymatgen reads unknown symbols such as 'Xq' as dummy species
+                raise ValueError(f"'{f}' is not a chemical formula")
         return formulas
 
 

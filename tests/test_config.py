@@ -47,3 +47,10 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
     path.write_text("store: {path: mystore}\n")
     cfg = load_config(path)
     assert cfg.resolve(cfg.store.path) == (tmp_path / "sub" / "mystore").resolve()
+
+
+def test_unknown_element_in_electrolytes_is_rejected():
+    from coatflow.launchers.config import CampaignConfig
+
+    with pytest.raises(Exception, match="'Li3XqCl6' is not a chemical formula"):
+        CampaignConfig(interfacial={"electrolytes": ["Li3XqCl6"]})
