@@ -34,11 +34,8 @@ def _cmd_run(args) -> int:
         console.print(f"{n_candidates} candidates; stored work is reused, only missing jobs run")
         state["task"] = progress.add_task("funnel", total=n_candidates)
 
-    def on_candidate(plan, n_done):
-        stages = sorted({j.metadata["coatflow"]["stage"] for job in plan.jobs
-                         for j in (job.jobs if hasattr(job, "jobs") else [job])})
-        label = ", ".join(stages) if stages else "stored"
-        progress.update(state["task"], advance=1, description=f"{plan.candidate.material_id}: {label}")
+    def on_candidate(material_id, label, n_done):
+        progress.update(state["task"], advance=1, description=f"{material_id}: {label}")
 
     with progress:
         report, updated = run_campaign(config, on_start, on_candidate)
@@ -54,15 +51,11 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    from coatflow.launchers.local import build_candidates, build_potential_maps
-    from coatflow.launchers.stores import CampaignStores
+    from coatflow.launchers.local import build_all
 
-    stores = CampaignStores(load_config(args.config)).connect()
-    try:
-        print(f"{build_candidates(stores)} candidate documents updated")
-        print(f"{build_potential_maps(stores)} potential-map stacks updated")
-    finally:
-        stores.close()
+    n_candidates, n_maps = build_all(load_config(args.config))
+    print(f"{n_candidates} candidate documents updated")
+    print(f"{n_maps} potential-map stacks updated")
     return 0
 
 

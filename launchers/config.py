@@ -191,6 +191,7 @@ class SlabConfig(_Strict):
 class RunConfig(_Strict):
     work_dir: str = "coatflow_runs"
     stop_after: str | None = Field(None, description="last funnel stage to run; None runs them all")
+    workers: int | None = Field(None, ge=1, description="candidates run in parallel processes; None: the cores available")
 
     @field_validator("stop_after")
     @classmethod
@@ -388,6 +389,7 @@ store:
 run:
   work_dir: coatflow_runs  # job folders, relative to this file
   stop_after: null         # last funnel stage to run, e.g. bulk_relax; null runs every stage
+  workers: null            # candidates run in parallel processes; null: the cores available
 
 slab:                      # surfaces, ionization potentials and work functions (backends.slab, gpaw)
   ip_materials: []         # e.g. [Li, LiF, Li2O]: IP/EA (insulators) or work function (metals)

@@ -1,33 +1,83 @@
-"""Run a campaign on this machine: candidates -> flows -> store -> builder."""
+"""Run a campaign on this machine: candidates -> flows -> store -> builder.
+
+``coatflow run`` holds the store's lock for the whole run (one writer per store), runs independent
+candidates in ``run.workers`` processes, and keeps workers apart with key claims: a worker claims the
+keys of the jobs its plan would run; if another worker holds one of them (a competing phase both
+need, the shared Li reference), it waits for that worker and plans again, finding the work stored.
+"""
 
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.launchers.stores import CampaignStores
+
+try:  # TEMPORARY until the store layer lands (helper-1)
+    from coatflow.launchers.stores import StoreLock
+except ImportError:  # pragma: no cover
+    import contextlib
+
+    def StoreLock(config, command=""):  # noqa: N802
+        return contextlib.nullcontext()
 from coatflow.makers.registry import get_maker
 from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
-from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, run_plans
-from coatflow.workflows.candidates import load_candidates
+from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, producer_keys, run_plans
+from coatflow.workflows.candidates import Candidate, load_candidates
+from coatflow.workflows.defects import plan_defects
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
+logger = logging.getLogger(__name__)
+
 #: Tasks the funnel runs, and the config field naming each one's backend.
 FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb", "band_gap")
+
+
+@dataclass
+class CampaignPlan:
+    """What a campaign asks for: the funnel candidates and the side programmes' plans."""
+
+    config: CampaignConfig
+    planner: FunnelPlanner
+    candidates: list[Candidate]
+    side_plans: list[CandidatePlan]
+
+    @property
+    def surface_ids(self) -> list[str]:
+        return [p.candidate.material_id for p in self.side_plans if p.candidate.source == "ip_materials"]
+
+    def planned_verdicts(self) -> list[dict]:
+        """Per funnel candidate, the verdict keys its plan asks for (planning only; nothing runs)."""
+        rows = []
+        for cand in self.candidates:
+            plan = self.planner.plan(cand)
+            rows.append({"ident": plan.ident, "verdict_keys": dict(plan.verdict_keys)})
+        return rows
 
 
 def _build(builder) -> int:
     items = list(builder.get_items())
     docs = [builder.process_item(i) for i in items]
     builder.update_targets(docs)
-    return len(docs)
+    if hasattr(builder, "finalize"):
+        builder.finalize()
+    return getattr(builder, "updated", len(docs))
 
 
-def build_candidates(stores: CampaignStores) -> int:
-    """Run the CandidateBuilder once; returns how many materials it updated."""
-    return _build(CandidateBuilder(stores.jobs.docs_store, stores.candidates))
+def build_candidates(stores: CampaignStores, campaign: CampaignPlan | None = None) -> int:
+    """Rebuild the candidates collection for the current config; returns how many documents changed."""
+    campaign = campaign or plan_campaign_inputs(stores.config, stores)
+    return _build(CandidateBuilder(stores.jobs.docs_store, stores.candidates, campaign.planned_verdicts(),
+                                   campaign.surface_ids))
 
 
 def build_potential_maps(stores: CampaignStores) -> int:
@@ -36,11 +86,10 @@ def build_potential_maps(stores: CampaignStores) -> int:
     return _build(PotentialMapBuilder(stores.jobs.docs_store, stores.maps, settings))
 
 
-def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = False) -> tuple[Iterable, int]:
-    """(plans, how many) for every candidate and requested side calculation; connects ``stores``.
+def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores) -> CampaignPlan:
+    """Check backends, load candidates and plan the side programmes; connects ``stores``.
 
-    Backends are checked and candidates loaded before anything is written. With ``lazy``, each
-    candidate is planned just before it is used, so ``run_plans`` reuses what the previous ones stored.
+    Backends are checked and candidates loaded before anything is written.
     """
     for task in FUNNEL_TASKS:  # fail before any job starts
         get_maker(task, getattr(config.backends, task))
@@ -51,34 +100,136 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
     for formula in {*side.slab.ip_materials, *side.defects.materials}:  # a bad formula writes nothing
         bulk_structure(formula)
     stores.connect()
-    planner = FunnelPlanner(config, stores.jobs, stores.cache)
-    plans: Iterable[CandidatePlan] = (planner.plan(c) for c in candidates)
-    n_plans = len(candidates)
+    side_plans: list[CandidatePlan] = []
     if side.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
-        surface_plans = plan_surfaces(side, stores.jobs)
-        plans, n_plans = itertools.chain(plans, surface_plans), n_plans + len(surface_plans)
+        side_plans += plan_surfaces(side, stores.jobs)
     if side.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
-        from coatflow.workflows.defects import plan_defects
-
-        defect_plans = plan_defects(side, stores.jobs)
-        plans, n_plans = itertools.chain(plans, defect_plans), n_plans + len(defect_plans)
+        side_plans += plan_defects(side, stores.jobs)
     if side.potential_maps.stacks:  # cathode voltages (workflows/potential_maps.py)
-        voltage_plans = plan_cathode_voltages(side, stores.jobs)
-        plans, n_plans = itertools.chain(plans, voltage_plans), n_plans + len(voltage_plans)
-    return (plans if lazy else list(plans)), n_plans
+        side_plans += plan_cathode_voltages(side, stores.jobs)
+    return CampaignPlan(config, FunnelPlanner(config, stores.jobs, stores.cache), candidates, side_plans)
+
+
+def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = False) -> tuple[Iterable, int]:
+    """(plans, how many) for every candidate and requested side calculation; connects ``stores``.
+
+    With ``lazy``, each candidate is planned just before it is used, so ``run_plans`` reuses what the
+    previous ones stored.
+    """
+    c = plan_campaign_inputs(config, stores)
+    plans: Iterable[CandidatePlan] = itertools.chain((c.planner.plan(x) for x in c.candidates), c.side_plans)
+    return (plans if lazy else list(plans)), len(c.candidates) + len(c.side_plans)
+
+
+def _stages_of(plan: CandidatePlan) -> str:
+    stages = sorted({j.metadata["coatflow"]["stage"] for job in plan.jobs
+                     for j in (job.jobs if hasattr(job, "jobs") else [job])})
+    return ", ".join(stages) if stages else "stored"
+
+
+# -- parallel workers ------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _worker_init(config: CampaignConfig) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: two 1-thread workers beat one 2-thread run
+    stores = CampaignStores(config).connect()
+    _WORKER.update(config=config, stores=stores, planner=FunnelPlanner(config, stores.jobs, stores.cache),
+                   owner=f"{socket.gethostname()}:{os.getpid()}")
+
+
+def _worker_run(cand: Candidate) -> tuple[str, str, RunReport]:
+    """Plan, claim and run one candidate in a worker process."""
+    config, stores, owner = _WORKER["config"], _WORKER["stores"], _WORKER["owner"]
+    waited = 0.0
+    while True:
+        plan = _WORKER["planner"].plan(cand)
+        held = stores.claims.claim(producer_keys(plan), owner)
+        if not held:
+            break
+        time.sleep(0.5)  # another worker computes some of this plan's work: wait, then plan again
+        waited += 0.5
+    try:
+        label = _stages_of(plan) + (f" (waited {waited:.0f} s for shared work)" if waited >= 1 else "")
+        report = run_plans([plan], stores.jobs, config.resolve(config.run.work_dir))
+    finally:
+        stores.claims.release(owner)
+    return cand.material_id, label, report
+
+
+def _merge(total: RunReport, part: RunReport) -> None:
+    total.candidates += part.candidates
+    total.jobs_run += part.jobs_run
+    total.jobs_failed += part.jobs_failed
+    total.errors += part.errors
+
+
+def run_parallel(campaign: CampaignPlan, workers: int,
+                 on_candidate: Callable[[str, str, int], None] | None = None) -> RunReport:
+    """Run the funnel candidates in ``workers`` processes (side programmes after, in this process)."""
+    config = campaign.config
+    report = RunReport()
+    t0 = time.perf_counter()
+    ctx = get_context("spawn")  # torch and GPAW are not fork-safe
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                             initargs=(config,)) as pool:
+        pending = {pool.submit(_worker_run, c) for c in campaign.candidates}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                mid, label, part = fut.result()
+                _merge(report, part)
+                if on_candidate:
+                    on_candidate(mid, label, part.jobs_run)
+    side = run_plans(campaign.side_plans, campaign.planner.store, config.resolve(config.run.work_dir),
+                     _callback(on_candidate))
+    _merge(report, side)
+    report.wall_time = time.perf_counter() - t0
+    return report
+
+
+def _callback(on_candidate):
+    if on_candidate is None:
+        return None
+    return lambda plan, n: on_candidate(plan.candidate.material_id, _stages_of(plan), n)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def run_campaign(config: CampaignConfig, on_start: Callable[[int], None] | None = None,
-                 on_candidate: Callable[[CandidatePlan, int], None] | None = None) -> tuple[RunReport, int]:
-    """Plan every candidate, run what is not yet stored, and rebuild the candidates collection."""
+                 on_candidate: Callable[[str, str, int], None] | None = None) -> tuple[RunReport, int]:
+    """Plan every candidate, run what is not yet stored, and rebuild the candidates collection.
+
+    The store's lock is held throughout: a second ``coatflow run`` on the same store fails at once.
+    """
     stores = CampaignStores(config)
     try:
-        plans, n_plans = plan_campaign(config, stores, lazy=True)
-        if on_start:
-            on_start(n_plans)
-        report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), on_candidate)
-        updated = build_candidates(stores)
-        build_potential_maps(stores)
+        with StoreLock(config, command="coatflow run"):
+            campaign = plan_campaign_inputs(config, stores)
+            if on_start:
+                on_start(len(campaign.candidates) + len(campaign.side_plans))
+            workers = min(config.run.workers or default_workers(), max(1, len(campaign.candidates)))
+            if workers > 1:
+                report = run_parallel(campaign, workers, on_candidate)
+            else:
+                plans = itertools.chain((campaign.planner.plan(c) for c in campaign.candidates), campaign.side_plans)
+                report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), _callback(on_candidate))
+            campaign.planner = FunnelPlanner(config, stores.jobs, stores.cache)  # plan again on what is stored now
+            updated = build_candidates(stores, campaign)
+            build_potential_maps(stores)
     finally:
         stores.close()
     return report, updated
+
+
+def build_all(config: CampaignConfig) -> tuple[int, int]:
+    """``coatflow build``: (candidate documents changed, potential-map stacks rebuilt)."""
+    stores = CampaignStores(config)
+    try:
+        with StoreLock(config, command="coatflow build"):
+            return build_candidates(stores), build_potential_maps(stores)
+    finally:
+        stores.close()

@@ -1,28 +1,51 @@
 """Which Maker runs each (task, backend) pair, and whether that backend can run here.
 
-A backend that cannot run is rejected before any job starts, naming what is missing.
+The table names each Maker by import path, so asking for one imports only its module (CHGNet, torch,
+atomate2's VASP code and GPAW load only when a stage needs them). A backend that cannot run is
+rejected before any job starts, naming what is missing.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from jobflow import Maker
 
 from coatflow.workflows.errors import CoatflowError
 
-_MAKERS: dict[tuple[str, str], Callable[[], Maker]] = {}
+#: (task, backend) -> "module:callable" returning the Maker.
+MAKERS: dict[tuple[str, str], str] = {
+    ("relax", "mlip"): "coatflow.makers.relax:MLIPBulkRelaxMaker",
+    ("relax", "vasp"): "coatflow.makers.relax:VaspBulkRelaxMaker",
+    ("relax", "gpaw"): "coatflow.makers.gpaw:GpawRelaxMaker",
+    ("static", "gpaw"): "coatflow.makers.gpaw:GpawStaticMaker",
+    ("elastic", "mlip"): "coatflow.makers.elastic:MLIPElasticMaker",
+    ("elastic", "vasp"): "coatflow.makers.elastic:VASPElasticMaker",
+    ("adsorption", "mlip"): "coatflow.makers.adsorption:_mlip_adsorption",
+    ("band_gap", "gpaw"): "coatflow.makers.band_gap:_gpaw_band_gap",
+    ("band_gap", "vasp"): "coatflow.makers.band_gap:_vasp_band_gap",
+    ("defect", "gpaw"): "coatflow.makers.defects:_gpaw_defect",
+    ("defect", "vasp"): "coatflow.makers.defects:_vasp_defect",
+    ("dielectric", "gpaw"): "coatflow.makers.dielectric:_gpaw_dielectric",
+    ("dielectric", "vasp"): "coatflow.makers.defects:_vasp_dielectric",
+    ("neb", "mlip"): "coatflow.makers.neb:_mlip_neb",
+    ("neb", "gpaw"): "coatflow.makers.neb:_gpaw_neb",
+    ("neb", "vasp"): "coatflow.makers.neb:_vasp_neb",
+    ("slab_static", "gpaw"): "coatflow.makers.slab:_gpaw_slab",
+    ("bulk_reference", "gpaw"): "coatflow.makers.slab:_gpaw_bulk_reference",
+    ("slab_relax", "vasp"): "coatflow.makers.slab:_vasp_slab_relax",
+    ("slab_static", "vasp"): "coatflow.makers.slab:_vasp_slab",
+}
 
 
 def register(task: str, backend: str):
-    """Decorator: ``factory`` builds the Maker that runs ``task`` with ``backend``."""
+    """Kept for maker modules that still decorate their factories; the table above is what counts."""
 
-    def wrap(factory: Callable[[], Maker]):
-        _MAKERS[(task, backend)] = factory
+    def wrap(factory):
         return factory
 
     return wrap
@@ -58,8 +81,9 @@ def backend_problems(backend: str) -> list[str]:
 
 
 def check_backend(task: str, backend: str) -> None:
-    if (task, backend) not in _MAKERS:
-        known = sorted(b for t, b in _MAKERS if t == task)
+    """Raise a one-line error when ``task`` has no ``backend`` or the backend cannot run here (imports nothing)."""
+    if (task, backend) not in MAKERS:
+        known = sorted(b for t, b in MAKERS if t == task)
         raise CoatflowError(f"task '{task}' has no '{backend}' backend (available: {', '.join(known) or 'none'})")
     missing = backend_problems(backend)
     if missing:
@@ -68,18 +92,33 @@ def check_backend(task: str, backend: str) -> None:
 
 def get_maker(task: str, backend: str) -> Maker:
     """The Maker for ``task`` on ``backend``, after checking the backend can run."""
-    _load_makers()
     check_backend(task, backend)
-    return _MAKERS[(task, backend)]()
+    module, name = MAKERS[(task, backend)].split(":")
+    return getattr(importlib.import_module(module), name)()
+
+
+def has_maker(task: str, backend: str) -> bool:
+    return (task, backend) in MAKERS
+
+
+def maker_factory(task: str, backend: str):
+    """The callable that builds the Maker (imports its module), without the backend check."""
+    module, name = MAKERS[(task, backend)].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class _Factories(dict):
+    """Read-only view of MAKERS as factories; for callers written against the old registry dict."""
+
+    def __getitem__(self, key):
+        return maker_factory(*key)
+
+    def __contains__(self, key):
+        return key in MAKERS
+
+
+_MAKERS = _Factories()
 
 
 def _load_makers() -> None:
-    # Importing the maker modules fills the registry.
-    from coatflow.makers import relax  # noqa: F401
-    from coatflow.makers import adsorption  # noqa: F401
-    from coatflow.makers import gpaw, slab  # noqa: F401
-    from coatflow.makers import elastic  # noqa: F401
-    from coatflow.makers import defects  # noqa: F401
-    from coatflow.makers import dielectric  # noqa: F401
-    from coatflow.makers import neb  # noqa: F401
-    from coatflow.makers import band_gap  # noqa: F401
+    """Nothing to load: the table imports each Maker's module when it is asked for."""

@@ -121,7 +121,7 @@ def test_a_failing_job_is_reported_and_resumed(write_config, structure_dir, caps
     from coatflow.makers import relax
 
     cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir / "Li2O.cif")]},
-                       run={"stop_after": "bulk_relax"})
+                       run={"stop_after": "bulk_relax", "workers": 1})  # in-process, so the patch applies
     original = relax.MLIPBulkRelaxMaker.run_ase
 
     def broken(self, *args, **kwargs):

@@ -1,96 +1,144 @@
-"""maggma Builder that turns stage verdicts in the JobStore into one ``candidates`` document per material.
+"""maggma Builders: the ranked ``candidates`` table and the interface potential maps, from the JobStore.
 
-Incremental: only materials with verdicts completed after the newest one already built are
-processed. Idempotent: a rebuild of the same verdicts writes the same documents.
+``CandidateBuilder`` maps one planned candidate to one document (the model is emmet's MapBuilders:
+one item in, one document out). The item is what the *current* plan asks for: the verdict key of each
+stage the candidate reaches. So the table is a pure function of the config and the store: change a
+threshold and back and the table is the old one again, and a build that was killed half-way is
+repaired by the next one, since nothing depends on a watermark. Documents are compared by a
+fingerprint of the verdicts they were built from; only changed ones are written, in one bulk update,
+and rows of candidates the plan no longer holds are removed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 
 from maggma.core import Builder, Store
 from monty.json import MontyDecoder
 
-from coatflow.launchers.stores import ensure_index
 from coatflow.workflows.criteria import STAGES
 from coatflow.workflows.schemas import CandidateDoc, StageResult, StageSummary
 
-VERDICTS = {"metadata.coatflow.task": "verdict"}
 SURFACES = {"metadata.coatflow.task": "surface_summary"}
 #: Copied from the surface summary (workflows/surfaces.py) into the candidate document.
 SURFACE_FIELDS = ("ionization_potential", "electron_affinity", "work_function", "surface_energy")
 
 
+def _fingerprint(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _as_result(output) -> StageResult:
+    result = MontyDecoder().process_decoded(output)
+    if not isinstance(result, StageResult):
+        result = StageResult(**{k: v for k, v in result.items() if not k.startswith("@")})
+    return result
+
+
 class CandidateBuilder(Builder):
-    def __init__(self, jobs: Store, candidates: Store, **kwargs):
+    """One ``candidates`` document per planned candidate, from the verdicts its current plan produces.
+
+    ``planned``: one ``{"ident": {material_id, formula, source, predicted}, "verdict_keys": {stage: key}}``
+    per candidate (``FunnelPlanner.plan`` records ``verdict_keys``); ``surface_ids``: materials computed
+    for their surfaces only (``slab.ip_materials``), whose rows carry the newest surface summary.
+    """
+
+    def __init__(self, jobs: Store, candidates: Store, planned: list[dict], surface_ids: list[str] = (),
+                 chunk_size: int = 500, **kwargs):
         self.jobs = jobs
         self.candidates = candidates
-        super().__init__(sources=[jobs], targets=[candidates], **kwargs)
+        self.planned = planned
+        self.surface_ids = list(surface_ids)
+        self.updated = 0
+        super().__init__(sources=[jobs], targets=[candidates], chunk_size=chunk_size, **kwargs)
 
-    def ensure_indexes(self) -> None:
-        ensure_index(self.jobs, "metadata.coatflow.material_id")
-        ensure_index(self.jobs, "completed_at")
-        ensure_index(self.candidates, "material_id", unique=True)
+    def _verdicts(self, keys: list[str]) -> dict[str, dict]:
+        """key -> newest stored document, for a batch of keys: one indexed query."""
+        found: dict[str, dict] = {}
+        for d in self.jobs.query({"metadata.coatflow.key": {"$in": keys}, "output": {"$ne": None}},
+                                 properties=["output", "uuid", "index", "completed_at", "metadata.coatflow.key"]):
+            k = d["metadata"]["coatflow"]["key"]
+            if k not in found or d["index"] > found[k]["index"]:
+                found[k] = d
+        return found
 
-    def watermark(self) -> str | None:
-        """completed_at of the newest verdict already in a candidates document."""
-        newest = list(self.candidates.query({}, properties=["last_job_completed_at"],
-                                            sort={"last_job_completed_at": -1}, limit=1))
-        return newest[0].get("last_job_completed_at") if newest else None
+    def _surfaces(self, material_ids: list[str]) -> dict[str, dict]:
+        if not material_ids:
+            return {}
+        out: dict[str, dict] = {}
+        for d in self.jobs.query({**SURFACES, "metadata.coatflow.material_id": {"$in": material_ids}},
+                                 properties=["output", "uuid", "completed_at", "metadata.coatflow.material_id"]):
+            mid = d["metadata"]["coatflow"]["material_id"]
+            if mid not in out or (d.get("completed_at") or "") > (out[mid].get("completed_at") or ""):
+                out[mid] = d
+        return out
 
     def get_items(self) -> Iterator[dict]:
-        self.ensure_indexes()
-        criteria = dict(VERDICTS)
-        mark = self.watermark()
-        if mark:
-            criteria["completed_at"] = {"$gt": mark}
-        changed = {d["metadata"]["coatflow"]["material_id"]
-                   for d in self.jobs.query(criteria, properties=["metadata.coatflow.material_id"])}
-        changed |= {d["metadata"]["coatflow"]["material_id"] for d in self.jobs.query(
-            {**criteria, **SURFACES}, properties=["metadata.coatflow.material_id"])}
-        self.total = len(changed)
-        for mid in sorted(changed):
-            docs = list(self.jobs.query({**VERDICTS, "metadata.coatflow.material_id": mid},
-                                        properties=["uuid", "output", "completed_at"]))
-            surf = list(self.jobs.query({**SURFACES, "metadata.coatflow.material_id": mid},
-                                        properties=["output", "completed_at"], sort={"completed_at": -1}, limit=1))
-            yield {"material_id": mid, "docs": docs, "surface": surf[0] if surf else None}
+        self.total = len(self.planned) + len(self.surface_ids)
+        for i in range(0, len(self.planned), self.chunk_size):
+            chunk = self.planned[i:i + self.chunk_size]
+            docs = self._verdicts([k for p in chunk for k in p["verdict_keys"].values()])
+            surf = self._surfaces([p["ident"]["material_id"] for p in chunk])
+            for p in chunk:
+                mid = p["ident"]["material_id"]
+                yield {"ident": p["ident"], "surface": surf.get(mid),
+                       "verdicts": {s: docs[k] for s, k in p["verdict_keys"].items() if k in docs}}
+        planned_ids = {p["ident"]["material_id"] for p in self.planned}
+        only = [m for m in self.surface_ids if m not in planned_ids]
+        surf = self._surfaces(only)
+        for mid in only:
+            if mid in surf:
+                yield {"ident": None, "surface": surf[mid], "verdicts": {}}
 
     def process_item(self, item: dict) -> dict:
         surf = item.get("surface")
-        if not item["docs"]:  # a material computed only for its surfaces
-            out = surf["output"]
-            doc = CandidateDoc(material_id=item["material_id"], formula=out["formula"], source="ip_materials",
-                               last_job_completed_at=surf["completed_at"]).model_dump()
-            return {**doc, **{k: out.get(k) for k in SURFACE_FIELDS}, "surface": out.get("best")}
-        latest: dict[str, tuple[str, StageResult]] = {}
-        for doc in item["docs"]:
-            result = MontyDecoder().process_decoded(doc["output"])
-            if not isinstance(result, StageResult):
-                result = StageResult(**{k: v for k, v in result.items() if not k.startswith("@")})
-            if result.stage not in latest or doc["completed_at"] > latest[result.stage][0]:
-                latest[result.stage] = (doc["completed_at"], result)
-        ordered = sorted(latest.values(), key=lambda cr: STAGES.index(cr[1].stage) if cr[1].stage in STAGES else 99)
-        first = ordered[0][1]
-        cand = CandidateDoc(material_id=item["material_id"], formula=first.formula, source=first.source,
-                            predicted=first.predicted,
-                            last_job_completed_at=max(c for c, _ in ordered))
-        for _, r in ordered:
-            cand.stages[r.stage] = StageSummary(**r.model_dump(include=set(StageSummary.model_fields)))
-            if r.status == "failed" and cand.failed_stage is None:
-                cand.failed_stage = r.stage
-            if r.status == "passed":
-                cand.stages_passed += 1
-            if cand.failed_stage is None:
-                cand.furthest_stage = r.stage
         extra = {}
         if surf:
             extra = {**{k: surf["output"].get(k) for k in SURFACE_FIELDS}, "surface": surf["output"].get("best")}
-        return {**cand.model_dump(), **extra}
+        if item["ident"] is None:  # a material computed only for its surfaces
+            out = surf["output"]
+            doc = CandidateDoc(material_id=surf["metadata"]["coatflow"]["material_id"], formula=out["formula"],
+                               source="ip_materials", last_job_completed_at=surf.get("completed_at")).model_dump()
+            return {**doc, **extra, "fingerprint": _fingerprint(surf["uuid"], surf.get("completed_at"))}
+        ident = item["ident"]
+        cand = CandidateDoc(**{k: ident[k] for k in ("material_id", "formula", "source", "predicted") if k in ident})
+        used = []
+        for stage in sorted(item["verdicts"], key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES)):
+            d = item["verdicts"][stage]
+            r = _as_result(d["output"])
+            used.append((stage, d["uuid"], d["index"]))
+            cand.stages[stage] = StageSummary(**r.model_dump(include=set(StageSummary.model_fields)))
+            done = d.get("completed_at")
+            if done and (cand.last_job_completed_at is None or done > cand.last_job_completed_at):
+                cand.last_job_completed_at = done
+            if r.status == "passed":
+                cand.stages_passed += 1
+            cand.furthest_stage = stage
+            if r.status == "failed":
+                cand.failed_stage = stage
+                break  # the funnel stops here; verdicts further on belong to other plans
+        fp = _fingerprint(used, surf and surf["uuid"])
+        return {**cand.model_dump(), **extra, "fingerprint": fp}
 
     def update_targets(self, items: list[dict]) -> None:
-        if items:
-            self.candidates.update(items, key="material_id")
+        """Write the documents whose fingerprint changed (one bulk update)."""
+        have = {d["material_id"]: d.get("fingerprint") for d in self.candidates.query(
+            {"material_id": {"$in": [d["material_id"] for d in items]}}, properties=["material_id", "fingerprint"])}
+        changed = [d for d in items if have.get(d["material_id"]) != d["fingerprint"]]
+        if changed:
+            self.candidates.update(changed, key="material_id")
+        self.updated += len(changed)
+
+    def finalize(self) -> None:
+        """Remove the rows of candidates the current plan does not hold."""
+        keep = {p["ident"]["material_id"] for p in self.planned} | set(self.surface_ids)
+        gone = [d["material_id"] for d in self.candidates.query({}, properties=["material_id"])
+                if d["material_id"] not in keep]
+        if gone:
+            self.candidates.remove_docs({"material_id": {"$in": gone}})
+        self.removed = len(gone)
 
 
 def rank_candidates(docs: list[dict]) -> list[dict]:
@@ -135,7 +183,6 @@ class PotentialMapBuilder(Builder):
     def get_items(self) -> Iterator[dict]:
         from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK
 
-        ensure_index(self.maps, "electrolyte")
         tasks = (SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK)
         surfaces, defects, voltages = (newest_by_formula(self.jobs, t) for t in tasks)
         built = {(d["electrolyte"], d["cathode"]): d.get("completed_at") or ""

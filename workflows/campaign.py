@@ -46,6 +46,8 @@ class CandidatePlan:
     #: key of the computation that produced the structure later stages work on; computation keys
     #: derive from it (never from verdict keys, so a changed threshold re-runs only verdicts)
     structure_key: str | None = None
+    #: stage -> key of the verdict this plan asks for: the builder shows exactly these verdicts
+    verdict_keys: dict[str, str] = field(default_factory=dict)
 
     @property
     def ident(self) -> dict:
@@ -54,46 +56,44 @@ class CandidatePlan:
 
 
 class FunnelPlanner:
-    """Builds each candidate's remaining flow from the config and what the store already holds."""
+    """Builds each candidate's remaining flow from the config and what the store already holds.
+
+    Lookups go through the store's index on ``metadata.coatflow.key`` (one indexed query per key, so
+    a lookup costs the same at 10 and at 10,000 candidates); hits are remembered for the process,
+    since a completed job document is never removed.
+    """
 
     def __init__(self, config, job_store: JobStore, cache=None):
         self.config = config
         self.store = job_store
         self.cache = cache  # Materials Project entries and band gaps (thermo.entries: mp)
         self.thresholds = config.thresholds.model_dump()
-        self._index: dict | None = None
-        self._index_generation = -1
+        self._hits: dict[str, tuple] = {}
 
-    # -- caching -------------------------------------------------------------------------------
+    # -- keys and stored work ------------------------------------------------------------------
 
-    def _keyed_outputs(self) -> dict[str, tuple[int, dict, str]]:
-        """key -> (index, raw output, uuid) of every keyed job, newest index kept: one store scan.
+    key = staticmethod(make_key)
+    settings = staticmethod(settings_of)
 
-        A job that replaced itself at run time stores one document per index; the newest holds the output.
-        The index is rebuilt whenever ``run_plans`` has run jobs since it was read.
-        """
-        if self._index is not None and self._index_generation != _RUNS[0]:
-            self._index = None
-        if self._index is None:
-            self._index_generation = _RUNS[0]
-            self._index = {}
-            for doc in self.store.docs_store.query({"metadata.coatflow.key": {"$exists": True}},
-                                                   properties=["metadata.coatflow.key", "output", "uuid", "index"]):
-                key = doc["metadata"]["coatflow"]["key"]
-                if key not in self._index or doc["index"] > self._index[key][0]:
-                    self._index[key] = (doc["index"], doc.get("output"), doc["uuid"])
-        return self._index
+    def _lookup(self, key: str):
+        """(index, raw output, uuid) of the newest completed document with ``key``, or None."""
+        docs = list(self.store.docs_store.query({"metadata.coatflow.key": key},
+                                                properties=["output", "uuid", "index"], sort={"index": -1}, limit=1))
+        return (docs[0]["index"], docs[0].get("output"), docs[0]["uuid"]) if docs else None
 
     def stored(self, key: str):
         """(output, uuid) of the completed job with this key, or None.
 
-        Large ``data`` blobs (relaxation trajectories) are not loaded: no stage plans from them, and
-        loading them is what made each lookup slow. They stay in the store, and a query with ``load=True`` gets them.
+        A job that replaced itself at run time stores one document per index; the newest holds the output.
+        Large ``data`` blobs (relaxation trajectories) are not loaded: no stage plans from them. They stay
+        in the store, and a query with ``load=True`` gets them.
         """
-        hit = self._keyed_outputs().get(key)
-        if hit is None or hit[1] is None:
-            return None
-        return MontyDecoder().process_decoded(_without_blobs(hit[1])), hit[2]
+        if key not in self._hits:
+            hit = self._lookup(key)
+            if hit is None or hit[1] is None:
+                return None
+            self._hits[key] = (MontyDecoder().process_decoded(_without_blobs(hit[1])), hit[2])
+        return self._hits[key]
 
     def add(self, plan: CandidatePlan, key: str, stage: str, task: str, backend: str | None,
             factory: Callable[[], Job | Flow]):
@@ -118,6 +118,7 @@ class FunnelPlanner:
     def gate(self, plan: CandidatePlan, key: str, stage: str, backend: str | None, factory: Callable[[], Job]):
         """Add a stage-verdict job; returns its output, or None when a stored verdict failed."""
         out, _ = self.add(plan, key, stage, "verdict", backend, factory)
+        plan.verdict_keys[stage] = key
         if isinstance(out, StageResult) and not out.passed:
             return None
         return out
@@ -180,6 +181,17 @@ def _unlabelled(job: Job | Flow) -> bool:
     return "coatflow" not in (job.metadata or {})
 
 
+def producer_keys(plan: CandidatePlan) -> list[str]:
+    """Keys of the jobs a plan would run (what a parallel worker claims before running them)."""
+    keys = []
+    for new in plan.jobs:
+        for j in [new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]:
+            key = (j.metadata or {}).get("coatflow", {}).get("key")
+            if key:
+                keys.append(key)
+    return keys
+
+
 def _output_job(new: Job | Flow) -> Job:
     """The job whose output is the output of ``new`` (the last job when that is ambiguous)."""
     if isinstance(new, Job):
@@ -210,10 +222,6 @@ def stage_planners(stop_after: str | None = None) -> list[Callable]:
     }
     order = list(STAGES[: STAGES.index(stop_after) + 1] if stop_after else STAGES)
     return [by_stage[s] for s in order if s in by_stage]
-
-
-#: how many times ``run_plans`` has run jobs in this process: planners' key indexes older than this are stale
-_RUNS = [0]
 
 
 @dataclass
@@ -265,7 +273,6 @@ def run_plans(plans: Iterable[CandidatePlan], job_store: JobStore, work_dir: Pat
                 responses = run_locally(Flow(plan.jobs, name=cand.material_id), store=job_store,
                                         create_folders=True, root_dir=str(work_dir), log=False)
             finally:
-                _RUNS[0] += 1
                 jf_logger.removeHandler(collector)
                 jf_logger.setLevel(saved[0])
                 jf_logger.propagate = saved[1]
