@@ -24,8 +24,12 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
-from coatflow.makers.registry import _MAKERS, _load_makers, backend_problems, get_maker, register
-from coatflow.workflows import adsorption as phys
+from coatflow.makers.registry import get_maker, register
+from coatflow.workflows.analysis.adsorption_sites import (NO_PHYSICAL_SITE, adsorption_energy, adslab, check_outcome,
+                                                          coordination, enumerate_sites, lowest_physical_site,
+                                                          relaxed_site)
+from coatflow.workflows.analysis.slabs import candidate_slabs, fix_layers, surface_area, surface_energy
+from coatflow.workflows.analysis.structures import bcc_li, isolated_li
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import AdsorptionSite, LiAdsorptionDoc
 
@@ -62,12 +66,13 @@ class LiAdsorptionMaker(AdsorptionMaker):
 
     def make(self, structure: Structure, slab: Structure | None = None) -> Flow:
         """Flow: bcc Li reference, surface choice (or the given ``slab``), all sites, optional DFT."""
-        ref = self.li_relax_maker.make(phys.bcc_li())
+        dft = requested_dft(self.dft_backend)
+        ref = self.li_relax_maker.make(bcc_li())
         surf = select_surface(structure, self, slab)
-        sites = relax_sites(surf.output, ref.output, self, dft_status(self.dft_backend))
+        sites = relax_sites(surf.output, ref.output, self, dft)
         jobs = [ref, surf, sites]
         out = sites.output
-        if dft_status(self.dft_backend)["status"] == "pending":
+        if dft["status"] == "pending":
             conf = confirm_with_dft(sites.output, self.dft_backend, self.top_k)
             jobs.append(conf)
             out = conf.output
@@ -79,16 +84,13 @@ def _mlip_adsorption():
     return LiAdsorptionMaker()
 
 
-def dft_status(backend: str | None) -> dict:
-    """Whether DFT confirmation can run: 'pending' (will run) or 'not_run' with the reason."""
+def requested_dft(backend: str | None) -> dict:
+    """The DFT confirmation a ``dft_backend`` asks for: 'pending' (will run), or 'not_run' without a backend.
+
+    Whether that backend can run on this machine is the campaign's check (workflows/adsorption.py ``dft_status``).
+    """
     if not backend:
         return {"status": "not_run", "reason": "no DFT backend configured (adsorption.dft_backend)"}
-    _load_makers()
-    if ("static", backend) not in _MAKERS:
-        return {"status": "not_run", "backend": backend, "reason": f"no ('static', '{backend}') maker registered"}
-    missing = backend_problems(backend)
-    if missing:
-        return {"status": "not_run", "backend": backend, "reason": f"backend '{backend}' missing {'; '.join(missing)}"}
     return {"status": "pending", "backend": backend}
 
 
@@ -129,32 +131,35 @@ def select_surface(bulk: Structure, maker: LiAdsorptionMaker, slab: Structure | 
         raise CoatflowError("adsorption settings need max_surfaces >= 1, max_sites >= 1, steps >= 1, fmax > 0")
     t0 = time.perf_counter()
     calc = maker.slab_relax_maker.calculator
-    e_bulk = _energy(calc, bulk) / len(bulk)
+    e_bulk = _energy(calc, bulk)
     if slab is not None:
         kept, skipped = [{"miller_index": None, "termination": None, "symmetric": None, "nsites": len(slab),
-                          "structure": phys.fix_bottom(slab, maker.fix_fraction)}], []
+                          "structure": fix_layers(slab, "bottom", maker.fix_fraction)}], []
     else:
-        kept, skipped = phys.candidate_slabs(bulk, maker.max_index, maker.layers, maker.min_vacuum, maker.min_lw,
-                                             maker.max_atoms, maker.fix_fraction)
+        kept, skipped = candidate_slabs(bulk, maker.max_index, maker.layers, maker.min_vacuum, maker.min_lw,
+                                        maker.max_atoms, maker.fix_fraction)
     structs = [entry.pop("structure") for entry in kept]
+
+    def gamma(energy: float, s: Structure) -> float:
+        return surface_energy(energy, s.composition, e_bulk, bulk.composition, surface_area(s))
+
     # single-point surface energies rank the terminations; only the lowest max_surfaces are relaxed
-    gamma0 = [phys.surface_energy(_energy(calc, s), len(s), e_bulk, phys.surface_area(s)) for s in structs]
+    gamma0 = [gamma(_energy(calc, s), s) for s in structs]
     to_relax = sorted(range(len(structs)), key=gamma0.__getitem__)[:maker.max_surfaces]
     surfaces, relaxed = [], []
     for i, (entry, s) in enumerate(zip(kept, structs)):
-        area = phys.surface_area(s)
-        surf = {**entry, "area": area, "gamma_unrelaxed": gamma0[i], "relaxed": i in to_relax,
+        surf = {**entry, "area": surface_area(s), "gamma_unrelaxed": gamma0[i], "relaxed": i in to_relax,
                 "energy": None, "converged": False, "gamma": None}
         out = None
         if i in to_relax:
             out, _, e, conv = _relax(maker.slab_relax_maker, calc, s, maker.fmax, maker.steps)
-            surf.update(energy=e, converged=conv, gamma=phys.surface_energy(e, len(s), e_bulk, area))
+            surf.update(energy=e, converged=conv, gamma=gamma(e, s))
         surfaces.append(surf)
         relaxed.append(out)
     ok = [i for i, s in enumerate(surfaces) if s["converged"]]
     chosen = min(ok, key=lambda i: surfaces[i]["gamma"]) if ok else None
     return {
-        "surfaces": surfaces, "skipped": skipped, "chosen": chosen, "bulk_energy_per_atom": e_bulk,
+        "surfaces": surfaces, "skipped": skipped, "chosen": chosen, "bulk_energy_per_atom": e_bulk / len(bulk),
         "how": "given slab (slab Maker)" if slab is not None else
         "lowest mean surface energy (J/m2) of stoichiometric non-polar terminations, same calculator "
         f"(the {maker.max_surfaces} lowest by single-point energy relaxed)",
@@ -182,39 +187,38 @@ def relax_sites(surface: dict, li_ref, maker: LiAdsorptionMaker, dft: dict) -> L
                                                                                "gamma", "symmetric")})
     doc.slab, doc.slab_energy = slab, {maker.backend: surface["slab_energy"]}
     calc = maker.slab_relax_maker.calculator
-    doc.isolated_atom_energy = {maker.backend: _energy(calc, phys.isolated_li())}
-    sites = phys.enumerate_sites(slab)
+    doc.isolated_atom_energy = {maker.backend: _energy(calc, isolated_li())}
+    sites = enumerate_sites(slab)
     # more sites than max_sites: relax those with the lowest single-point energy of the starting position
-    e0 = {s["index"]: _energy(calc, phys.adslab(slab, s)) for s in sites} if len(sites) > maker.max_sites else {}
+    e0 = {s["index"]: _energy(calc, adslab(slab, s)) for s in sites} if len(sites) > maker.max_sites else {}
     chosen = sorted(sites, key=lambda s: e0[s["index"]])[:maker.max_sites] if e0 else sites
     doc.surface["n_sites_enumerated"] = len(sites)
     doc.surface["sites_not_relaxed"] = [
         {"index": s["index"], "site_type": s["site_type"], "site_atoms": s["site_atoms"],
-         "e_ads_unrelaxed": phys.adsorption_energy(e0[s["index"]], surface["slab_energy"], mu)}
+         "e_ads_unrelaxed": adsorption_energy(e0[s["index"]], surface["slab_energy"], mu)}
         for s in sites if s["index"] not in {c["index"] for c in chosen}]
     for s in chosen:
-        out, _, e, conv = _relax(maker.slab_relax_maker, calc, phys.adslab(slab, s), maker.fmax, maker.steps)
-        flags, geo = phys.check_outcome(slab, out)
+        out, _, e, conv = _relax(maker.slab_relax_maker, calc, adslab(slab, s), maker.fmax, maker.steps)
+        flags, geo = check_outcome(slab, out)
         if not conv:
             flags.append("not_converged")
-        cn, nbrs = phys.coordination(out, len(out) - 1)
+        cn, nbrs = coordination(out, len(out) - 1)
         doc.sites.append(AdsorptionSite(
             index=s["index"], site_type=s["site_type"], site_atoms=s["site_atoms"], coordination=cn,
-            neighbours=nbrs, e_ads_ml=phys.adsorption_energy(e, surface["slab_energy"], mu), flags=flags,
-            relaxed_to=phys.relaxed_site(sites, out), structure=out, **geo))
+            neighbours=nbrs, e_ads_ml=adsorption_energy(e, surface["slab_energy"], mu), flags=flags,
+            relaxed_to=relaxed_site(sites, out), structure=out, **geo))
     _select_min(doc, "ml")
     doc.surface["wall_time_sites"] = time.perf_counter() - t0
     return doc
 
 
 def _select_min(doc: LiAdsorptionDoc, which: str) -> None:
-    attr = f"e_ads_{which}"
-    good = [s for s in doc.sites if not s.flags and getattr(s, attr) is not None]
-    if not good:
-        doc.reason = doc.reason or "every site relaxed to an unphysical outcome (see flags)"
+    e_ads = {s.index: getattr(s, f"e_ads_{which}") for s in doc.sites}
+    best = lowest_physical_site(e_ads, {s.index: s.flags for s in doc.sites})
+    if best is None:
+        doc.reason = doc.reason or NO_PHYSICAL_SITE
         return
-    best = min(good, key=lambda s: getattr(s, attr))
-    doc.e_ads_min, doc.min_site = getattr(best, attr), best.index
+    doc.e_ads_min, doc.min_site = e_ads[best], best
     doc.min_backend = doc.ml_backend if which == "ml" else doc.dft["backend"]
     doc.reason = None
 
@@ -245,10 +249,12 @@ def confirm_with_dft(doc: LiAdsorptionDoc, backend: str, k: int) -> Response:
         doc.dft = {"status": "not_run", "backend": backend, "reason": doc.reason or "no physical site to confirm"}
         return Response(output=doc)
     bulk = get_maker("static", backend)
-    slab = get_maker("slab_static", backend) if ("slab_static", backend) in _MAKERS else bulk
-    jobs = [slab.make(doc.slab), bulk.make(phys.bcc_li())] + [slab.make(s.structure) for s in good]
-    for j in jobs:
-        j.metadata = {}  # the coatflow key stays on this job's replacement output only
+    try:
+        slab = get_maker("slab_static", backend)
+    except CoatflowError:  # no slab maker for this backend: the bulk static (periodic in 3D) runs the slabs
+        slab = bulk
+    # bcc Li as built (a = 3.51 Å), not relaxed: see workflows/analysis/structures.py
+    jobs = [slab.make(doc.slab), bulk.make(bcc_li())] + [slab.make(s.structure) for s in good]
     combine = combine_dft(doc, backend, [s.index for s in good], [j.output for j in jobs])
     return Response(replace=Flow([*jobs, combine], output=combine.output))
 
@@ -261,7 +267,7 @@ def combine_dft(doc: LiAdsorptionDoc, backend: str, site_ids: list[int], outputs
     doc.mu_li[backend], doc.slab_energy[backend] = mu, slab_e
     by_id = {s.index: s for s in doc.sites}
     for sid, out in zip(site_ids, outputs[2:]):
-        by_id[sid].e_ads_dft = phys.adsorption_energy(_task_summary(out)["energy"], slab_e, mu)
+        by_id[sid].e_ads_dft = adsorption_energy(_task_summary(out)["energy"], slab_e, mu)
     ml_pick = min(site_ids, key=lambda i: by_id[i].e_ads_ml)
     _select_min(doc, "dft")
     dft_min = doc.e_ads_min
@@ -270,32 +276,3 @@ def combine_dft(doc: LiAdsorptionDoc, backend: str, site_ids: list[int], outputs
                # AdsorbML success: the ML-selected site is within 0.1 eV of the DFT minimum over the confirmed sites
                "ml_within_0.1eV": bool(by_id[ml_pick].e_ads_dft - dft_min <= 0.1)}
     return doc
-
-
-# --- stage verdict ----------------------------------------------------------------------------
-
-
-@job(name="li adsorption verdict")
-def adsorption_verdict(ident: dict, doc: LiAdsorptionDoc, bulk: Structure, e_ads_max: float,
-                       uuids: list[str]) -> Response:
-    from coatflow.workflows.schemas import StageResult
-
-    site = next((s for s in doc.sites if s.index == doc.min_site), None)
-    if doc.e_ads_min is None:
-        status = "not_computed"
-    else:
-        status = "passed" if doc.e_ads_min <= e_ads_max else "failed"
-    result = StageResult(
-        **ident, stage="li_adsorption", status=status, value=doc.e_ads_min, unit="eV",
-        criterion=f"E_ads(min) <= {e_ads_max} eV vs bulk bcc Li", reason=doc.reason, backend=doc.min_backend,
-        task_uuids=[u for u in uuids if u],
-        details={"site": None if site is None else {"index": site.index, "site_type": site.site_type,
-                                                     "site_atoms": site.site_atoms,
-                                                     "coordination": site.coordination},
-                 "surface": {k: v for k, v in doc.surface.items() if k != "skipped"}, "n_sites": len(doc.sites),
-                 "n_flagged": sum(bool(s.flags) for s in doc.sites), "reference": doc.reference,
-                 "mu_li": doc.mu_li, "dft": doc.dft,
-                 "e_ads": {s.index: {"ml": s.e_ads_ml, "dft": s.e_ads_dft, "flags": s.flags} for s in doc.sites}},
-        structure=bulk,
-    )
-    return Response(output=result, stop_children=not result.passed)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from atomate2.vasp.jobs.core import StaticMaker
 from jobflow import Maker, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, gpaw_calculator
+from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, gpaw_calculator, gpaw_eigenvalues
 from coatflow.makers.registry import register
-from coatflow.makers.slab import band_edges
+from coatflow.workflows.analysis.band_edges import band_edges
 from coatflow.workflows.schemas import BandGapDoc
 
 #: Cheaper than the energy defaults: a gap needs to be right to ~0.1 eV, not to meV.
@@ -39,16 +38,10 @@ class GpawBandGapMaker(Maker):
         t0 = time.perf_counter()
         atoms.get_potential_energy()
         calc = atoms.calc
-        fermi = float(calc.get_fermi_level())
-        nspins = calc.get_number_of_spins()
-        eigs = [calc.get_eigenvalues(kpt=k, spin=s) for k in range(len(calc.get_ibz_k_points())) for s in range(nspins)]
-        vbm, cbm = band_edges(np.concatenate(eigs), fermi)
-        # a band crossing E_F leaves a different number of states below it at different k-points
-        n_below = {int((e <= fermi).sum()) for e in eigs}
-        filled = len(n_below) == 1 and abs(n_below.pop() * 2 / nspins - calc.get_number_of_electrons()) < 1e-6
-        gap = cbm - vbm if filled and vbm is not None and cbm is not None else 0.0
-        return BandGapDoc(formula=structure.composition.reduced_formula, band_gap=round(gap, 4), vbm=vbm, cbm=cbm,
-                          n_kpoints=len(calc.get_ibz_k_points()), source="GPAW PBE",
+        # a band crossing E_F leaves a different number of states below it at different k-points: gap 0
+        edges = band_edges(gpaw_eigenvalues(calc), float(calc.get_fermi_level()), calc.get_number_of_electrons())
+        return BandGapDoc(formula=structure.composition.reduced_formula, band_gap=round(edges.gap, 4), vbm=edges.vbm,
+                          cbm=edges.cbm, n_kpoints=len(calc.get_ibz_k_points()), source="GPAW PBE",
                           calculator={**DEFAULT_GPAW_KWARGS, **self.calculator_kwargs},
                           elapsed_time=time.perf_counter() - t0)
 

@@ -30,6 +30,12 @@ def gpaw_calculator(kwargs: dict, **extra):
     return GPAW(**{**DEFAULT_GPAW_KWARGS, **kwargs, **extra})
 
 
+def gpaw_eigenvalues(calc) -> list[list]:
+    """Kohn-Sham eigenvalues (eV) of a finished GPAW calculation, nested [spin][k-point][band]."""
+    return [[calc.get_eigenvalues(kpt=k, spin=s) for k in range(len(calc.get_ibz_k_points()))]
+            for s in range(calc.get_number_of_spins())]
+
+
 @dataclass
 class GpawRelaxMaker(AseRelaxMaker):
     """Relax ions and cell with GPAW (see atomate2.ase.jobs.AseRelaxMaker)."""

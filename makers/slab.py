@@ -11,7 +11,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from atomate2.vasp.jobs.core import RelaxMaker, StaticMaker
 from atomate2.vasp.sets.core import RelaxSetGenerator, StaticSetGenerator
 from jobflow import job
@@ -19,16 +18,11 @@ from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.vasp import Kpoints
 
-from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, GpawStaticMaker, gpaw_calculator
+from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, GpawStaticMaker, gpaw_calculator, gpaw_eigenvalues
 from coatflow.makers.registry import register
+from coatflow.workflows.analysis.band_edges import band_edges
+from coatflow.workflows.analysis.slabs import surface_area
 from coatflow.workflows.schemas import PotentialDoc
-
-
-def band_edges(eigenvalues: np.ndarray, fermi: float) -> tuple[float | None, float | None]:
-    """(VBM, CBM): highest eigenvalue at or below the Fermi level and lowest one above it."""
-    e = np.asarray(eigenvalues, dtype=float).ravel()
-    below, above = e[e <= fermi + 1e-6], e[e > fermi + 1e-6]
-    return (float(below.max()) if below.size else None, float(above.min()) if above.size else None)
 
 
 @dataclass
@@ -56,18 +50,13 @@ class GpawPotentialMaker(GpawStaticMaker):
         energy = atoms.get_potential_energy()
         calc = atoms.calc
         fermi = float(calc.get_fermi_level())
-        nspins = calc.get_number_of_spins()
-        eigs = [calc.get_eigenvalues(kpt=k, spin=s) for k in range(len(calc.get_ibz_k_points()))
-                for s in range(nspins)]
-        vbm, cbm = band_edges(np.concatenate(eigs), fermi)
-        n_below = {int((e <= fermi).sum()) for e in eigs}
-        filled = len(n_below) == 1 and abs(n_below.pop() * 2 / nspins - calc.get_number_of_electrons()) < 1e-6
+        edges = band_edges(gpaw_eigenvalues(calc), fermi, calc.get_number_of_electrons())
         v = calc.get_electrostatic_potential()
-        area = np.linalg.norm(np.cross(*structure.lattice.matrix[:2]))
         return PotentialDoc(
-            structure=structure, energy=float(energy), n_sites=len(structure), fermi_level=fermi, vbm=vbm,
-            cbm=cbm, metallic=not filled, mean_potential=float(v.mean()), potential=v.mean(axis=(0, 1)).tolist(),
-            height=float(structure.lattice.volume / area), is_slab=self.slab,
+            structure=structure, energy=float(energy), n_sites=len(structure), fermi_level=fermi, vbm=edges.vbm,
+            cbm=edges.cbm, metallic=edges.metallic, mean_potential=float(v.mean()),
+            potential=v.mean(axis=(0, 1)).tolist(), height=float(structure.lattice.volume / surface_area(structure)),
+            is_slab=self.slab,
             calculator={**DEFAULT_GPAW_KWARGS, **self.calculator_kwargs, **extra},
             elapsed_time=time.perf_counter() - t0,
         )

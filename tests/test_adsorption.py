@@ -12,11 +12,15 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.makers import adsorption as mk
-from coatflow.workflows import adsorption as phys
+from coatflow.workflows.adsorption import plan_li_adsorption
+from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.analysis.adsorption_sites import adslab, enumerate_sites
+from coatflow.workflows.analysis.slabs import candidate_slabs
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, run_plans
 from coatflow.workflows.candidates import Candidate, example_structures
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import StageResult
+from coatflow.workflows.schemas.adsorption import LiAdsorptionResult
 
 warnings.filterwarnings("ignore")
 
@@ -29,8 +33,8 @@ def lif():
 def test_site_counts_do_not_depend_on_vacuum(lif):
     counts = []
     for vacuum in (10.0, 20.0):
-        kept, _ = phys.candidate_slabs(lif, layers=1, vacuum=vacuum, min_lw=4.0, max_atoms=40)
-        counts.append({tuple(k["miller_index"]): sorted(s["site_type"] for s in phys.enumerate_sites(k["structure"]))
+        kept, _ = candidate_slabs(lif, layers=1, vacuum=vacuum, min_lw=4.0, max_atoms=40)
+        counts.append({tuple(k["miller_index"]): sorted(s["site_type"] for s in enumerate_sites(k["structure"]))
                        for k in kept})
     assert counts[0] == counts[1]
     assert any("ontop" in v for v in counts[0].values())
@@ -39,8 +43,8 @@ def test_site_counts_do_not_depend_on_vacuum(lif):
 
 
 def test_bad_settings_raise(lif):
-    with pytest.raises(CoatflowError):
-        phys.candidate_slabs(lif, layers=0)
+    with pytest.raises(AnalysisError):
+        candidate_slabs(lif, layers=0)
     with pytest.raises(CoatflowError):
         mk.select_surface.original(lif, mk.LiAdsorptionMaker(max_sites=0))
 
@@ -56,7 +60,7 @@ def campaign(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny graphs: a second thread only spins on a shared machine
     li2o = example_structures()["ex-Li2O"]
-    cfg = CampaignConfig(adsorption=SETTINGS)
+    cfg = CampaignConfig(li_adsorption=SETTINGS)
     store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
     store.connect()
     planner = FunnelPlanner(cfg, store)
@@ -64,7 +68,7 @@ def campaign(tmp_path_factory):
     verdict = StageResult(material_id="test-Li2O", formula="Li2O", stage="stability_window", status="passed",
                           structure=li2o)
     plan = CandidatePlan(cand)
-    phys.plan_li_adsorption(planner, plan, make_key("test-Li2O"), verdict)
+    plan_li_adsorption(planner, plan, make_key("test-Li2O"), verdict)
     try:
         run_plans([plan], store, tmp_path_factory.mktemp("runs"))
     finally:
@@ -86,11 +90,11 @@ def test_sites_are_distinct(campaign):
     doc = _adsorption(store)
     slab = Structure.from_dict(doc["slab"])
     slab.remove_site_property("selective_dynamics")
-    sites = phys.enumerate_sites(slab)  # deterministic: the same list the job relaxed from
+    sites = enumerate_sites(slab)  # deterministic: the same list the job relaxed from
     assert len(sites) == doc["surface"]["n_sites_enumerated"] >= 3
     assert {s["site_type"] for s in sites} >= {"ontop", "bridge"}
     # independent check: no two Li-on-slab starting structures are symmetry-equivalent (pymatgen StructureMatcher)
-    ads = [phys.adslab(slab, s) for s in sites]
+    ads = [adslab(slab, s) for s in sites]
     sm = StructureMatcher(ltol=0.1, stol=0.1, angle_tol=2, primitive_cell=False, scale=False, attempt_supercell=False)
     assert not [(i, j) for i, j in combinations(range(len(ads)), 2) if sm.fit(ads[i], ads[j])]
     # the relaxed set is the max_sites lowest by single-point energy; the rest are recorded, not dropped silently
@@ -126,6 +130,10 @@ def test_strongly_binding_site_on_li2o(campaign):
     assert len(best["structure"]["sites"]) == len(doc["slab"]["sites"]) + 1  # relaxed adslab stored
     assert v["output"]["status"] == "passed" and v["output"]["value"] == pytest.approx(doc["e_ads_min"])
     assert v["output"]["details"]["site"]["index"] == doc["min_site"]
+    assert v["output"]["@class"] == "LiAdsorptionResult"  # the typed verdict document, as stored
+    typed = LiAdsorptionResult.model_validate({k: x for k, x in v["output"].items() if not k.startswith("@")})
+    assert typed.details.site.site_type == best["site_type"] and typed.details.dft.status == "not_run"
+    assert typed.details.e_ads[doc["min_site"]].ml == pytest.approx(doc["e_ads_min"])
     assert doc["dft"]["status"] == "not_run" and doc["dft"]["reason"]
 
 
@@ -133,6 +141,6 @@ def test_rerun_adds_no_documents(campaign):
     planner, store, cand, verdict = campaign
     before = store.count()
     plan = CandidatePlan(cand)
-    out = phys.plan_li_adsorption(planner, plan, make_key("test-Li2O"), verdict)
-    assert plan.jobs == [] and isinstance(out, StageResult)
+    out = plan_li_adsorption(planner, plan, make_key("test-Li2O"), verdict)
+    assert plan.jobs == [] and isinstance(out, LiAdsorptionResult) and isinstance(out, StageResult)
     assert store.count() == before

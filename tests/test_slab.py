@@ -11,9 +11,11 @@ from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.surface import SlabGenerator
 
+from coatflow.makers.slab import GpawPotentialMaker
+from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.analysis.slabs import SlabSpec, fix_layers, generate_slabs, termination_label, vacuum_plateaus
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.surfaces import (_spec_dict, analyse_slab_doc, bulk_structure, fix_layers, generate_slabs,
-                                         vacuum_plateaus)
+from coatflow.workflows.surfaces import _doc, _spec_dict, analyse_slab_doc, bulk_structure
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 LIF = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.07), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
@@ -29,10 +31,13 @@ def test_lif_slabs_are_flagged():
     assert all(s.preferred for s in by_hkl[(1, 0, 0)])
     assert not any(s.preferred for s in by_hkl[(1, 1, 1)])  # Li- or F-terminated: polar or off-stoichiometry
     assert all(not s.symmetric for s in by_hkl[(1, 1, 1)]) and {s.termination for s in by_hkl[(1, 1, 1)]} == {"F/Li"}
+    # Tasker type 3: every LiF(111) slab is polar, (100) and (110) are not (needs oxidation states to be seen)
+    assert all(s.polar for s in by_hkl[(1, 1, 1)])
+    assert not any(s.polar for s in by_hkl[(1, 0, 0)] + by_hkl[(1, 1, 0)])
 
 
 def test_bad_inputs_raise_coatflow_error():
-    with pytest.raises(CoatflowError):
+    with pytest.raises(AnalysisError):
         generate_slabs(LIF, facets=[[0, 0, 0]])
     with pytest.raises(CoatflowError):
         bulk_structure("Xx9Q")
@@ -56,20 +61,19 @@ def test_plateau_detection_on_a_profile():
     res = vacuum_plateaus(profile, height, [10.0, 20.0], min_distance=3.5)
     assert res["flat"] and res["spread"] < 0.03
     assert abs(res["levels"]["top"] - 2.0) < 0.02
-    with pytest.raises(CoatflowError, match="vacuum too thin"):
+    with pytest.raises(AnalysisError, match="vacuum too thin"):
         vacuum_plateaus(profile, height, [2.0, 28.0])
     ramp = profile + 0.02 * z  # a field in the vacuum: not flat
     assert not vacuum_plateaus(ramp, height, [10.0, 20.0], tol=0.03)["flat"]
 
 
 def test_vasp_slab_inputs(tmp_path):
-    from coatflow.makers.registry import get_maker, _load_makers, _MAKERS
+    from coatflow.makers.slab import VaspSlabRelaxMaker, VaspSlabStaticMaker
 
-    _load_makers()
     slab = fix_layers(generate_slabs(LIF, facets=[[1, 0, 0]], slab_thickness=8, vacuum=12)[0].slab)
-    static = _MAKERS[("slab_static", "vasp")]().input_set_generator.get_input_set(slab, potcar_spec=True)
+    static = VaspSlabStaticMaker().input_set_generator.get_input_set(slab, potcar_spec=True)
     static.write_input(tmp_path / "static")
-    relax = _MAKERS[("slab_relax", "vasp")]().input_set_generator.get_input_set(slab, potcar_spec=True)
+    relax = VaspSlabRelaxMaker().input_set_generator.get_input_set(slab, potcar_spec=True)
     for vis in (static, relax):
         inc = vis["INCAR"]
         assert inc["LVHAR"] is True and inc["IDIPOL"] == 3 and inc["LDIPOL"] is True
@@ -94,9 +98,6 @@ FAST = {"mode": {"name": "pw", "ecut": 350}, "kpts": {"density": 2.0, "gamma": T
 
 def _gpaw_surfaces(bulk: Structure, hkl, thickness, vacuums, ident, calc=FAST):
     """One bulk reference + one slab single point per vacuum through jobflow, then the analyses."""
-    from coatflow.makers.slab import GpawPotentialMaker
-    from coatflow.workflows.surfaces import SlabSpec, _doc, termination_label
-
     settings = {"plateau_distance": 3.5, "plateau_tol": 0.03}
     slabs = [SlabGenerator(bulk, hkl, thickness, v, center_slab=True, primitive=True,
                            reorient_lattice=True).get_slabs()[0] for v in vacuums]
