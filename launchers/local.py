@@ -19,15 +19,7 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 from coatflow.launchers.config import CampaignConfig
-from coatflow.launchers.stores import CampaignStores
-
-try:  # TEMPORARY until the store layer lands (helper-1)
-    from coatflow.launchers.stores import StoreLock
-except ImportError:  # pragma: no cover
-    import contextlib
-
-    def StoreLock(config, command=""):  # noqa: N802
-        return contextlib.nullcontext()
+from coatflow.launchers.stores import CampaignStores, StoreLock
 from coatflow.makers.registry import get_maker
 from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, producer_keys, run_plans

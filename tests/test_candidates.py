@@ -81,7 +81,7 @@ def test_backend_that_cannot_run_is_named_before_any_job(tmp_path, monkeypatch):
     from coatflow.launchers.local import run_campaign
 
     monkeypatch.setenv("ATOMATE2_VASP_CMD", "vasp_std_not_installed")
-    cfg = CampaignConfig(backends={"relax": "vasp"}, store={"path": str(tmp_path / "s")})
+    cfg = CampaignConfig(bulk_relax={"backend": "vasp"}, store={"path": str(tmp_path / "s")})
     with pytest.raises(CoatflowError, match="backend 'vasp' for task 'relax' cannot run here: missing the VASP "
                                             "command 'vasp_std_not_installed'"):
         run_campaign(cfg)

@@ -77,7 +77,7 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, monkey
         Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5] * 3]).to(filename=str(tmp_path / "MgO.cif"))
         sections["candidates"] = {"source": "files", "paths": [str(tmp_path / "MgO.cif")]}
     elif case == "unknown_key":
-        sections["thresholds"] = {"shear_min": 10}
+        sections["shear_modulus"] = {"shear_min": 10}
     elif case == "unreachable_mongodb":
         sections["store"] = {"kind": "mongodb", "uri": "mongodb://127.0.0.1:9/"}
         sections["candidates"] = {"source": "formulas", "formulas": ["LiAlO2"]}
@@ -98,7 +98,7 @@ def test_bad_input_is_one_line_nonzero_and_writes_nothing(case, tmp_path, monkey
     assert code == 2
     assert err.startswith("coatflow: error:") and "\n" not in err and "Traceback" not in err
     expected = {"unreadable": "cannot read structure file", "no_li": "contains no Li",
-                "unknown_key": "thresholds.shear_min: unknown key", "unreachable_mongodb": "cannot reach the mongodb",
+                "unknown_key": "shear_modulus.shear_min: unknown key", "unreachable_mongodb": "cannot reach the mongodb",
                 "missing_mp_key": "MP_API_KEY is not set", "unknown_cathode": "no starting structure for 'LiXx2'",
                 "bad_state_of_charge": "potential_maps.states_of_charge"}[case]
     assert expected in err

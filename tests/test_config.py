@@ -1,16 +1,46 @@
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from coatflow.launchers.config import DEFAULT_CONFIG_TEXT, CampaignConfig, load_config, write_default_config
+from coatflow.launchers.config import CampaignConfig, default_config_text, load_config, write_default_config
 from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.stages import STAGE_NAMES, STAGES
 
 
 def test_default_config_text_matches_the_model(tmp_path):
     path = write_default_config(tmp_path / "c.yaml")
     loaded = load_config(path)
     assert loaded.model_dump(exclude={"base_dir"}) == CampaignConfig().model_dump(exclude={"base_dir"})
-    assert "#" in DEFAULT_CONFIG_TEXT  # commented
-    assert loaded.thresholds.g_vrh_min == 35.0 and loaded.thresholds.e_hull_max == 0.005
+    assert loaded.shear_modulus.g_vrh_min == 35.0 and loaded.phase_stability.e_hull_max == 0.005
+
+
+def _fields(model):
+    for name, info in model.model_fields.items():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel):
+            yield from _fields(sub)
+        elif not info.exclude and name not in ("electrolyte", "cathode"):
+            yield name, info
+
+
+def test_every_setting_is_documented_in_the_file_init_writes():
+    text = default_config_text()
+    undocumented = [n for n, info in _fields(CampaignConfig) if not info.description]
+    assert undocumented == []
+    for name, _ in _fields(CampaignConfig):
+        assert f"{name}:" in text
+    # one section per stage, in funnel order, generated from the stage Makers' fields
+    positions = [text.index(f"\n{s}:") for s in STAGE_NAMES]
+    assert positions == sorted(positions)
+
+
+def test_a_stage_section_is_applied_in_one_step_to_its_maker():
+    cfg = CampaignConfig(shear_modulus={"g_vrh_min": 50, "backend": "vasp"}, li_adsorption={"top_k": 1})
+    stages = {s.stage: s for s in cfg.stages()}
+    assert [type(s) for s in cfg.stages()] == list(STAGES)
+    assert stages["shear_modulus"].g_vrh_min == 50 and stages["shear_modulus"].backend == "vasp"
+    assert stages["li_adsorption"].top_k == 1 and stages["li_adsorption"].max_sites == 6
+    assert stages["shear_modulus"].settings() == {"g_vrh_min": 50, "backend": "vasp"}
 
 
 def test_init_refuses_to_overwrite(tmp_path):
@@ -22,10 +52,15 @@ def test_init_refuses_to_overwrite(tmp_path):
 @pytest.mark.parametrize(
     "sections, needle",
     [
-        ({"thresholds": {"g_vrh_mn": 30}}, "thresholds.g_vrh_mn: unknown key"),
+        ({"shear_modulus": {"g_vrh_mn": 30}}, "shear_modulus.g_vrh_mn: unknown key"),
         ({"colour": "red"}, "colour: unknown key"),
-        ({"thresholds": {"band_gap_min": "wide"}}, "thresholds.band_gap_min"),
-        ({"backends": {"relax": "quantum"}}, "backends.relax"),
+        ({"database_filter": {"band_gap_min": "wide"}}, "database_filter.band_gap_min"),
+        ({"bulk_relax": {"backend": "quantum"}}, "bulk_relax.backend"),
+        ({"stability_window": {"reduction_limit_max": float("nan")}}, "stability_window.reduction_limit_max"),
+        ({"shear_modulus": {"g_vrh_min": -100}}, "shear_modulus.g_vrh_min"),
+        ({"thresholds": {"g_vrh_min": 30}}, "thresholds.g_vrh_min is now shear_modulus.g_vrh_min"),
+        ({"backends": {"relax": "vasp"}}, "backends.relax is now bulk_relax.backend"),
+        ({"migration": {"n_images": 5}}, "section 'migration' is now 'migration_barrier'"),
         ({"store": {"kind": "mongodb"}}, "store.uri is required"),
         ({"store": {"kind": "mongodb", "uri": "mongodb://u:secret@h/"}}, "must not contain a password"),
         ({"candidates": {"source": "files"}}, "candidates.paths"),
@@ -50,7 +85,5 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path):
 
 
 def test_unknown_element_in_electrolytes_is_rejected():
-    from coatflow.launchers.config import CampaignConfig
-
     with pytest.raises(Exception, match="'Li3XqCl6' is not a chemical formula"):
-        CampaignConfig(interfacial={"electrolytes": ["Li3XqCl6"]})
+        CampaignConfig(interfacial_reactions={"electrolytes": ["Li3XqCl6"]})

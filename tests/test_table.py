@@ -48,17 +48,17 @@ def test_threshold_change_and_revert_gives_the_same_table_with_no_jobs(write_con
     e_hull = original["file-POSCAR_LiF"]["phase_stability"][1]  # meV/atom on the local CHGNet hull
     assert original["file-POSCAR_LiF"]["phase_stability"][0] == "passed" and 0.05 < e_hull < 5
 
-    _set(cfg, "thresholds", "e_hull_max", 0.00005)  # 0.05 meV/atom: LiF now fails phase stability
+    _set(cfg, "phase_stability", "e_hull_max", 0.00005)  # 0.05 meV/atom: LiF now fails phase stability
     assert main(["run", "-c", cfg]) == 0
     strict = _table(cfg, capsys)
     assert strict["file-POSCAR_LiF"]["phase_stability"][0] == "failed"
-    assert _jobs(cfg) == n_jobs + 2  # only new verdicts: the filter's and phase stability's (both read e_hull_max)
+    assert _jobs(cfg) == n_jobs + 1  # only the new phase-stability verdict
 
-    _set(cfg, "thresholds", "e_hull_max", 0.005)  # back: the stored verdict of this config is shown again
+    _set(cfg, "phase_stability", "e_hull_max", 0.005)  # back: the stored verdict of this config is shown again
     assert main(["run", "-c", cfg]) == 0
     assert capsys.readouterr().err.count("ran 0 jobs") == 1
     assert _table(cfg, capsys) == original
-    assert _jobs(cfg) == n_jobs + 2
+    assert _jobs(cfg) == n_jobs + 1
 
 
 _KILLED_BUILD = textwrap.dedent("""

@@ -7,6 +7,7 @@ again and its stored output feeds the next stage instead. A stored failed verdic
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,18 +20,48 @@ from jobflow import Flow, Job, JobStore, Maker, run_locally
 from monty.json import MontyDecoder, jsanitize
 
 from coatflow.makers.registry import get_maker
-from coatflow.workflows import stages
 from coatflow.workflows.candidates import Candidate
-from coatflow.workflows.criteria import STAGES
 from coatflow.workflows.schemas import StageResult
 
 logger = logging.getLogger(__name__)
 
 
+#: The fields of each Maker class that change its numbers; a job key depends on these and on nothing
+#: else of the Maker, so a library upgrade that adds a field (a new output option, say) reruns nothing.
+#: Looked up along the class hierarchy; nested Makers contribute their own settings.
+PHYSICAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "ForceFieldRelaxMaker": ("force_field_name", "calculator_meta", "relax_cell", "fix_symmetry", "symprec", "steps",
+                             "relax_kwargs", "optimizer_kwargs", "calculator_kwargs"),
+    "ForceFieldStaticMaker": ("force_field_name", "calculator_meta", "calculator_kwargs"),
+    "ElasticMaker": ("bulk_relax_maker", "elastic_relax_maker", "generate_elastic_deformations_kwargs",
+                     "fit_elastic_tensor_kwargs", "order", "sym_reduce", "symprec"),
+    "BaseVaspMaker": ("input_set_generator",),
+    "VaspInputGenerator": ("user_incar_settings", "user_kpoints_settings", "user_potcar_functional",
+                           "user_potcar_settings", "auto_ispin", "auto_kspacing", "use_structure_charge"),
+}
+
+
+def physical_settings(obj):
+    """What of a Maker (or input-set generator) changes its numbers: ``PHYSICAL_FIELDS`` of its class,
+    or the Maker's own ``key_settings()``; other Makers of coatflow's own: every field but ``name``."""
+    if isinstance(obj, (list, tuple)):
+        return [physical_settings(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: physical_settings(v) for k, v in obj.items()}
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return jsanitize(obj, strict=False, allow_bson=False)
+    if hasattr(obj, "key_settings"):
+        return {"@class": type(obj).__name__, **physical_settings(obj.key_settings())}
+    names = next((PHYSICAL_FIELDS[c.__name__] for c in type(obj).__mro__ if c.__name__ in PHYSICAL_FIELDS), None)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(obj) if f.name != "name")
+    return {"@class": type(obj).__name__,
+            **{n: physical_settings(getattr(obj, n)) for n in names if hasattr(obj, n)}}
+
+
 def settings_of(maker: Maker) -> dict:
-    d = jsanitize(maker.as_dict(), strict=False, allow_bson=False)
-    d.pop("@version", None)
-    return d
+    """The settings a job key depends on (``physical_settings``)."""
+    return physical_settings(maker)
 
 
 def make_key(*parts) -> str:
@@ -69,11 +100,23 @@ class FunnelPlanner:
         self.cache = cache  # Materials Project entries and band gaps (thermo.entries: mp)
         self.thresholds = config.thresholds.model_dump()
         self._hits: dict[str, tuple] = {}
+        self._makers: dict[tuple[str, str], Maker] = {}
+        self.stages = config.stages()  # the configured Stage Makers, in funnel order
 
     # -- keys and stored work ------------------------------------------------------------------
 
     key = staticmethod(make_key)
     settings = staticmethod(settings_of)
+
+    def maker(self, task: str, backend: str) -> Maker:
+        """The calculator Maker of ``task`` on ``backend`` (makers/registry.py), one per planner."""
+        if (task, backend) not in self._makers:
+            self._makers[(task, backend)] = get_maker(task, backend)
+        return self._makers[(task, backend)]
+
+    def calc_key(self, upstream: str, task: str, backend: str, maker: Maker, *extra) -> str:
+        """Key of a calculation: its input's key, the task, the backend and the Maker's physical settings."""
+        return make_key(upstream, task, backend, settings_of(maker), *extra)
 
     def _lookup(self, key: str):
         """(index, raw output, uuid) of the newest completed document with ``key``, or None."""
@@ -126,43 +169,17 @@ class FunnelPlanner:
     # -- stages --------------------------------------------------------------------------------
 
     def plan(self, cand: Candidate) -> CandidatePlan:
+        """The candidate's remaining jobs, stage by stage, up to ``run.stop_after`` or a stored failure."""
         plan = CandidatePlan(cand)
         root = make_key(cand.material_id, cand.structure.as_dict() if cand.structure else
                         [(pid, s.as_dict()) for pid, s in cand.prototypes])
-        key = make_key(root, "database_filter", self.thresholds)
-        verdict = self.gate(plan, key, "database_filter", None, lambda: stages.database_filter(
-            plan.ident, cand.structure, dict(cand.prototypes), cand.mp_properties, self.thresholds))
-        if verdict is None or self.config.run.stop_after == "database_filter":
-            return plan
-        verdict = self.plan_relax(plan, root, verdict)
-        for extra in stage_planners(self.config.run.stop_after):
-            if verdict is None:
+        upstream, verdict = root, None
+        for stage in self.stages:
+            verdict = stage.plan(self, plan, upstream, verdict)
+            if verdict is None or stage.stage == self.config.run.stop_after:
                 break
-            verdict = extra(self, plan, plan.structure_key, verdict)
+            upstream = plan.structure_key or root
         return plan
-
-    def plan_relax(self, plan: CandidatePlan, upstream: str, verdict):
-        backend = self.config.backends.relax
-        maker = get_maker("relax", backend)
-        settings = settings_of(maker)
-        cand = plan.candidate
-        if not cand.predicted:
-            rkey = plan.structure_key = make_key(upstream, "relax", backend, settings)
-            out, uuid = self.add(plan, rkey, "bulk_relax", "relax", backend, lambda: maker.make(verdict.structure))
-            return self.gate(plan, make_key(rkey, "verdict"), "bulk_relax", backend,
-                             lambda: stages.record_relaxation(plan.ident, out, backend, uuid))
-        # Prototype structures come through the filter verdict, so an excluded formula costs nothing.
-        outs, uuids, pids = [], [], []
-        for pid, _ in cand.prototypes:
-            rkey = make_key(upstream, "relax", pid, backend, settings)
-            out, uuid = self.add(plan, rkey, "bulk_relax", "relax", backend,
-                                 lambda pid=pid: maker.make(verdict.structures[pid]))
-            outs.append(out)
-            uuids.append(uuid)
-            pids.append(pid)
-        vkey = plan.structure_key = make_key(upstream, "polymorphs", backend, settings)
-        return self.gate(plan, vkey, "bulk_relax", backend,
-                         lambda: stages.select_polymorph(plan.ident, outs, pids, backend, uuids))
 
 
 def _without_blobs(obj):
@@ -199,29 +216,6 @@ def _output_job(new: Job | Flow) -> Job:
     jobs = [j for j, _ in new.iterflow()]
     uuid = getattr(new.output, "uuid", None)
     return next((j for j in jobs if j.uuid == uuid), jobs[-1])
-
-
-def stage_planners(stop_after: str | None = None) -> list[Callable]:
-    """Planners of the stages after bulk_relax, in ``STAGES`` order, up to ``stop_after``.
-
-    Each is ``plan_x(planner, plan, upstream_key, verdict) -> verdict | None``.
-    """
-    from coatflow.workflows.adsorption import plan_li_adsorption
-    from coatflow.workflows.elastic import plan_shear_modulus
-    from coatflow.workflows.migration import plan_migration_barrier
-    from coatflow.workflows.thermo_stages import (
-        plan_interfacial_reactions, plan_phase_stability, plan_stability_window)
-
-    by_stage = {
-        "shear_modulus": plan_shear_modulus,
-        "phase_stability": plan_phase_stability,
-        "stability_window": plan_stability_window,
-        "li_adsorption": plan_li_adsorption,
-        "interfacial_reactions": plan_interfacial_reactions,
-        "migration_barrier": plan_migration_barrier,
-    }
-    order = list(STAGES[: STAGES.index(stop_after) + 1] if stop_after else STAGES)
-    return [by_stage[s] for s in order if s in by_stage]
 
 
 @dataclass

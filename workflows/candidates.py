@@ -161,7 +161,7 @@ def file_candidates(paths: list[str], base_dir: Path) -> list[Candidate]:
 
 def mp_query(config) -> dict:
     """The summary-search arguments, with the database filters pushed into the query."""
-    q, t = config.candidates.mp, config.thresholds
+    q, t = config.candidates.mp, config.database_filter
     excluded = sorted(set().union(*(EXCLUSION_LISTS[g] for g in t.exclude))) if t.exclude else []
     return {
         "elements": q.elements,
