@@ -9,7 +9,12 @@ import sys
 import warnings
 
 from coatflow.launchers.config import DEFAULT_CONFIG_NAME, load_config, write_default_config
+from coatflow.launchers.fireworks import resume, status, submit
+from coatflow.launchers.local import build_all, run_campaign
+from coatflow.launchers.stores import CampaignStores
+from coatflow.workflows.builders import newest_by_formula, rank_candidates
 from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.stages import STAGES
 
 
 def _cmd_init(args) -> int:
@@ -22,7 +27,6 @@ def _cmd_run(args) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from coatflow.launchers.local import run_campaign
 
     config = load_config(args.config)
     console = Console(stderr=True)
@@ -51,7 +55,6 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_build(args) -> int:
-    from coatflow.launchers.local import build_all
 
     n_candidates, n_maps = build_all(load_config(args.config))
     print(f"{n_candidates} candidate documents updated")
@@ -60,8 +63,6 @@ def _cmd_build(args) -> int:
 
 
 def _query_docs(config) -> list[dict]:
-    from coatflow.launchers.stores import CampaignStores
-    from coatflow.workflows.builders import rank_candidates
 
     stores = CampaignStores(config).connect()
     try:
@@ -71,49 +72,26 @@ def _query_docs(config) -> list[dict]:
     return rank_candidates(docs)
 
 
-def _stage_value(stage: str, st: dict) -> str:
-    """A stage's value as the table shows it: the window as 'reduction–oxidation' (V), else the value."""
-    det = st.get("details") or {}
-    if stage == "stability_window" and det.get("reduction_limit") is not None:
-        return f"{det['reduction_limit']:.2f}–{det['oxidation_limit']:.2f} "
-    return "" if st["value"] is None else f"{st['value']:.3g} "
-
-
-def _stage_note(stage: str, details: dict) -> str:
-    """The one detail a stage's cell shows besides its value: the chosen site, the dimensionality,
-    how many coating pairs the interfacial stage computed."""
-    if stage == "li_adsorption" and details.get("site"):
-        return f" {details['site'].get('site_type', '')}"
-    if stage == "migration_barrier" and details.get("dimensionality"):
-        return f" {details['dimensionality']}"
-    if stage == "interfacial_reactions" and details.get("pairs"):
-        coating = [v for k, v in details["pairs"].items() if not k.startswith("Li |")]
-        return f" {sum(v['status'] == 'computed' for v in coating)}/{len(coating)} pairs"
-    return ""
-
-
 def _print_table(config) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from coatflow.workflows.criteria import STAGES
-
     docs = _query_docs(config)
-    present = [s for s in STAGES if any(s in d["stages"] for d in docs)]
+    present = [s for s in STAGES if any(s.stage in d["stages"] for d in docs)]
     table = Table(title="coatflow candidates (ranked)")
     surf = [k for k, col in (("ionization_potential", "IP eV"), ("work_function", "WF eV")) if any(d.get(k) for d in docs)]
-    for col in ("#", "material", "formula", *present, *[{"ionization_potential": "IP eV", "work_function": "WF eV"}[k]
+    for col in ("#", "material", "formula", *(s.stage for s in present), *[{"ionization_potential": "IP eV", "work_function": "WF eV"}[k]
                                                          for k in surf], "furthest stage"):
         table.add_column(col)
     mark = {"passed": "[green]pass[/green]", "failed": "[red]FAIL[/red]", "not_computed": "[yellow]n/c[/yellow]"}
     for i, d in enumerate(docs, 1):
         cells = []
         for s in present:
-            st = d["stages"].get(s)
+            st = d["stages"].get(s.stage)
             if st is None:
                 cells.append("")
                 continue
-            cells.append(f"{_stage_value(s, st)}{mark[st['status']]}{_stage_note(s, st.get('details') or {})}")
+            cells.append(f"{s.value_text(st)}{mark[st['status']]}{s.note(st.get('details') or {})}")
         formula = d["formula"] + (" (predicted)" if d.get("predicted") else "")
         cells += ["" if d.get(k) is None else f"{d[k]:.2f}" for k in surf]
         table.add_row(str(i), d["material_id"], formula, *cells, d.get("failed_stage") and
@@ -122,7 +100,6 @@ def _print_table(config) -> None:
 
 
 def _map_docs(config) -> list[dict]:
-    from coatflow.launchers.stores import CampaignStores
 
     stores = CampaignStores(config).connect()
     try:
@@ -168,8 +145,6 @@ def _cmd_query(args) -> int:
 
 def _print_fermi_levels(config) -> None:
     """E_F (eV above the VBM) at both ends of each defect material's stability window."""
-    from coatflow.launchers.stores import CampaignStores
-    from coatflow.workflows.builders import newest_by_formula
 
     stores = CampaignStores(config).connect()
     try:
@@ -184,7 +159,6 @@ def _print_fermi_levels(config) -> None:
 
 
 def _cmd_submit(args) -> int:
-    from coatflow.launchers.fireworks import submit
 
     r = submit(load_config(args.config))
     cats = ", ".join(f"{n} {c}" for c, n in sorted(r.categories.items())) or "none"
@@ -194,7 +168,6 @@ def _cmd_submit(args) -> int:
 
 
 def _cmd_status(args) -> int:
-    from coatflow.launchers.fireworks import status
 
     st = status(load_config(args.config), failed=args.failed)
     states = sorted({s for c in st["counts"].values() for s in c})
@@ -207,7 +180,6 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_resume(args) -> int:
-    from coatflow.launchers.fireworks import resume
 
     rows = resume(load_config(args.config), dry_run=args.dry_run)
     verb = "would rerun" if args.dry_run else "rerun"

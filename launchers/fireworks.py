@@ -23,7 +23,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from coatflow.launchers.config import CampaignConfig
-from coatflow.launchers.stores import PASSWORD_ENV
+from coatflow.launchers.local import plan_campaign
+from coatflow.launchers.stores import PASSWORD_ENV, CampaignStores, make_job_store
 from coatflow.workflows.errors import CoatflowError
 
 DFT_BACKENDS = ("vasp", "gpaw")
@@ -107,8 +108,6 @@ def write_worker_files(config: CampaignConfig) -> Path:
     """``<hpc.fw_dir>``: launchpad.yaml (no password), jobflow.yaml (the JobStore), FW_config.yaml."""
     import yaml
     from monty.serialization import dumpfn
-
-    from coatflow.launchers.stores import make_job_store
 
     d = config.resolve(config.hpc.fw_dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -195,9 +194,6 @@ def submit_plans(config: CampaignConfig, plans, lp) -> SubmitReport:
 
 
 def submit(config: CampaignConfig) -> SubmitReport:
-    from coatflow.launchers.local import plan_campaign
-    from coatflow.launchers.stores import CampaignStores
-
     _lp_kwargs(config)  # no LaunchPad configured: fail before planning
     stores = CampaignStores(config)
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from maggma.core import Builder, Store
 from monty.json import MontyDecoder
 
-from coatflow.workflows.criteria import STAGES
+from coatflow.workflows.stages import STAGE_NAMES as STAGES
 from coatflow.workflows.schemas import CandidateDoc, StageResult, StageSummary
 
 SURFACES = {"metadata.coatflow.task": "surface_summary"}

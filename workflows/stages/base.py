@@ -43,6 +43,16 @@ class Stage(Maker):
     def plan(self, planner, plan, upstream: str, verdict):  # pragma: no cover - every stage overrides it
         raise NotImplementedError
 
+    @classmethod
+    def value_text(cls, summary: dict) -> str:
+        """The stage's value as the ranked table shows it (``summary``: a stored ``StageSummary``)."""
+        return "" if summary.get("value") is None else f"{summary['value']:.3g} "
+
+    @classmethod
+    def note(cls, details: dict) -> str:
+        """The one detail the stage's table cell shows besides value and status."""
+        return ""
+
 
 def respond(result: StageResult) -> Response:
     """A verdict job's response: a failed stage stops every later job of the candidate."""

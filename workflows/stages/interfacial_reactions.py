@@ -35,6 +35,12 @@ class InterfacialReactionsStage(Stage):
     band_gap_backend: Annotated[Literal["gpaw", "vasp"], Field(
         description="band gaps of products without a shipped one (gpaw | vasp)")] = "gpaw"
 
+    @classmethod
+    def note(cls, details: dict) -> str:
+        """How many coating pairs were computed (Li | electrolyte pairs are informational)."""
+        coating = [v for k, v in (details.get("pairs") or {}).items() if not k.startswith("Li |")]
+        return f" {sum(v['status'] == 'computed' for v in coating)}/{len(coating)} pairs" if coating else ""
+
     def plan(self, planner, plan, upstream: str, verdict):
         from coatflow.workflows.thermo_stages import plan_interfacial_reactions  # TEMPORARY (recut step 3)
 

@@ -31,6 +31,11 @@ class LiAdsorptionStage(Stage):
     fmax: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False, description="eV/Å, slab and site relaxations")] = 0.1
     steps: Annotated[int, Field(ge=1, description="optimizer step cap per relaxation (then flagged not converged)")] = 150
 
+    @classmethod
+    def note(cls, details: dict) -> str:
+        site = details.get("site") or {}
+        return f" {site['site_type']}" if site.get("site_type") else ""
+
     def plan(self, planner, plan, upstream: str, verdict):
         from coatflow.workflows.adsorption import plan_li_adsorption  # TEMPORARY: moves here (recut step 3)
 

@@ -31,6 +31,10 @@ class MigrationBarrierStage(Stage):
     dft_margin: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False,
                                        description="eV, hops this close to the threshold are listed for DFT")] = 0.1
 
+    @classmethod
+    def note(cls, details: dict) -> str:
+        return f" {details['dimensionality']}" if details.get("dimensionality") else ""
+
     def plan(self, planner, plan, upstream: str, verdict):
         from coatflow.workflows.migration import plan_migration_barrier  # TEMPORARY: moves here (recut step 3)
 

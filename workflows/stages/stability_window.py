@@ -19,6 +19,13 @@ class StabilityWindowStage(Stage):
     reduction_limit_max: Annotated[float, Field(ge=0, le=6, allow_inf_nan=False, description="V vs Li/Li+")] = 0.5
     oxidation_limit_min: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False, description="V vs Li/Li+")] = 2.0
 
+    @classmethod
+    def value_text(cls, summary: dict) -> str:
+        det = summary.get("details") or {}
+        if det.get("reduction_limit") is not None:
+            return f"{det['reduction_limit']:.2f}–{det['oxidation_limit']:.2f} "
+        return super().value_text(summary)
+
     def plan(self, planner, plan, upstream: str, verdict):
         from coatflow.workflows.thermo_stages import plan_stability_window  # TEMPORARY: moves here (recut step 3)
 
