@@ -19,7 +19,7 @@ from ase.constraints import FixAtoms
 from atomate2.ase.utils import AseRelaxer
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from atomate2.vasp.flows.adsorption import AdsorptionMaker
-from jobflow import Flow, Maker, Response, job
+from jobflow import Flow, Job, Maker, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
@@ -66,32 +66,49 @@ class LiAdsorptionMaker(AdsorptionMaker):
 
     def make(self, structure: Structure, slab: Structure | None = None) -> Flow:
         """Flow: bcc Li reference, surface choice (or the given ``slab``), all sites, optional DFT."""
-        dft = requested_dft(self.dft_backend)
-        ref = self.li_relax_maker.make(bcc_li())
-        surf = select_surface(structure, self, slab)
-        sites = relax_sites(surf.output, ref.output, self, dft)
+        dft = self.requested_dft()
+        ref = self.reference_job()
+        surf = self.surface_job(structure, slab)
+        sites = self.sites_job(surf.output, ref.output, dft)
         jobs = [ref, surf, sites]
         out = sites.output
         if dft["status"] == "pending":
-            conf = confirm_with_dft(sites.output, self.dft_backend, self.top_k)
+            conf = self.dft_job(sites.output)
             jobs.append(conf)
             out = conf.output
         return Flow(jobs, output=out, name=self.name)
+
+    # the calculations one at a time, for a planner that caches each under its own key
+
+    def reference_job(self) -> Job:
+        """Relaxation of bcc Li, the mu_Li reference."""
+        return self.li_relax_maker.make(bcc_li())
+
+    def surface_job(self, structure: Structure, slab: Structure | None = None) -> Job:
+        """Surface choice: every candidate termination of ``structure`` (or the given ``slab``) compared."""
+        return select_surface(structure, self, slab)
+
+    def sites_job(self, surface, li_reference, dft: dict) -> Job:
+        """ML relaxation of Li on every site of the chosen surface; ``dft`` is recorded in the document."""
+        return relax_sites(surface, li_reference, self, dft)
+
+    def dft_job(self, doc) -> Job:
+        """DFT single points of the ``top_k`` lowest physical sites on ``dft_backend``."""
+        return confirm_with_dft(doc, self.dft_backend, self.top_k)
+
+    def requested_dft(self) -> dict:
+        """The DFT confirmation ``dft_backend`` asks for: 'pending' (will run), or 'not_run' without a backend.
+
+        Whether that backend can run on this machine is the campaign's check (workflows/adsorption.py).
+        """
+        if not self.dft_backend:
+            return {"status": "not_run", "reason": "no DFT backend configured (adsorption.dft_backend)"}
+        return {"status": "pending", "backend": self.dft_backend}
 
 
 @register("adsorption", "mlip")
 def _mlip_adsorption():
     return LiAdsorptionMaker()
-
-
-def requested_dft(backend: str | None) -> dict:
-    """The DFT confirmation a ``dft_backend`` asks for: 'pending' (will run), or 'not_run' without a backend.
-
-    Whether that backend can run on this machine is the campaign's check (workflows/adsorption.py ``dft_status``).
-    """
-    if not backend:
-        return {"status": "not_run", "reason": "no DFT backend configured (adsorption.dft_backend)"}
-    return {"status": "pending", "backend": backend}
 
 
 # --- inline ML calculations -------------------------------------------------------------------

@@ -48,6 +48,7 @@ def test_generate_slabs_flags_lif():
         by_hkl.setdefault(s.miller_index, []).append(s)
     assert set(by_hkl) == {(1, 0, 0), (1, 1, 0), (1, 1, 1)}
     assert all(s.polar and not s.preferred and "polar" in s.flags for s in by_hkl[(1, 1, 1)])
+    assert all(not s.symmetric for s in by_hkl[(1, 1, 1)]) and {s.termination for s in by_hkl[(1, 1, 1)]} == {"F/Li"}
     assert all(s.preferred and not s.flags for s in by_hkl[(1, 0, 0)] + by_hkl[(1, 1, 0)])
     for s in specs:  # c along the normal, no oxidation states on the slabs handed on
         assert np.allclose(s.slab.lattice.matrix[2][:2], 0, atol=1e-8)

@@ -1,39 +1,27 @@
-"""Slab generation, plateau analysis, VASP slab inputs, and small real GPAW runs (Li WF, LiF IP vs vacuum)."""
+"""VASP slab inputs, bulk structures for IPs, and small real GPAW runs (Li WF, LiF IP vs vacuum).
+
+Slab generation, flags, layer fixing and plateaus on plain pymatgen objects: tests/test_analysis_slabs.py.
+"""
 
 from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from pymatgen.core import Lattice, Structure
 from pymatgen.core.surface import SlabGenerator
 
-from coatflow.makers.slab import GpawPotentialMaker
+from coatflow.makers.slab import GpawPotentialMaker, VaspSlabRelaxMaker, VaspSlabStaticMaker
 from coatflow.workflows.analysis import AnalysisError
-from coatflow.workflows.analysis.slabs import SlabSpec, fix_layers, generate_slabs, termination_label, vacuum_plateaus
+from coatflow.workflows.analysis.slabs import SlabSpec, fix_layers, generate_slabs, termination_label
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.surfaces import _doc, _spec_dict, analyse_slab_doc, bulk_structure
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 LIF = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.07), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 LI = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.44), ["Li"], [[0, 0, 0]])
-
-
-def test_lif_slabs_are_flagged():
-    specs = generate_slabs(LIF, max_index=1, slab_thickness=6, vacuum=10)
-    by_hkl = {}
-    for s in specs:
-        by_hkl.setdefault(s.miller_index, []).append(s)
-    assert set(by_hkl) == {(1, 0, 0), (1, 1, 0), (1, 1, 1)}
-    assert all(s.preferred for s in by_hkl[(1, 0, 0)])
-    assert not any(s.preferred for s in by_hkl[(1, 1, 1)])  # Li- or F-terminated: polar or off-stoichiometry
-    assert all(not s.symmetric for s in by_hkl[(1, 1, 1)]) and {s.termination for s in by_hkl[(1, 1, 1)]} == {"F/Li"}
-    # Tasker type 3: every LiF(111) slab is polar, (100) and (110) are not (needs oxidation states to be seen)
-    assert all(s.polar for s in by_hkl[(1, 1, 1)])
-    assert not any(s.polar for s in by_hkl[(1, 0, 0)] + by_hkl[(1, 1, 0)])
 
 
 def test_bad_inputs_raise_coatflow_error():
@@ -45,31 +33,7 @@ def test_bad_inputs_raise_coatflow_error():
         bulk_structure("CsAu")
 
 
-def test_fix_layers_center():
-    slab = generate_slabs(LIF, facets=[[1, 0, 0]], slab_thickness=10, vacuum=10)[0].slab
-    fixed = fix_layers(slab, "center", 0.3)
-    free = [sd[0] for sd in fixed.site_properties["selective_dynamics"]]
-    z = slab.cart_coords[:, 2]
-    assert not all(free) and any(free)
-    assert all(free[i] for i in (int(np.argmin(z)), int(np.argmax(z))))  # surfaces stay free
-
-
-def test_plateau_detection_on_a_profile():
-    height, n = 30.0, 300
-    z = np.arange(n) * height / n
-    profile = np.where(np.abs(z - 15) < 5, -8.0, 2.0) + 0.5 * np.exp(-np.abs(np.abs(z - 15) - 5))
-    res = vacuum_plateaus(profile, height, [10.0, 20.0], min_distance=3.5)
-    assert res["flat"] and res["spread"] < 0.03
-    assert abs(res["levels"]["top"] - 2.0) < 0.02
-    with pytest.raises(AnalysisError, match="vacuum too thin"):
-        vacuum_plateaus(profile, height, [2.0, 28.0])
-    ramp = profile + 0.02 * z  # a field in the vacuum: not flat
-    assert not vacuum_plateaus(ramp, height, [10.0, 20.0], tol=0.03)["flat"]
-
-
 def test_vasp_slab_inputs(tmp_path):
-    from coatflow.makers.slab import VaspSlabRelaxMaker, VaspSlabStaticMaker
-
     slab = fix_layers(generate_slabs(LIF, facets=[[1, 0, 0]], slab_thickness=8, vacuum=12)[0].slab)
     static = VaspSlabStaticMaker().input_set_generator.get_input_set(slab, potcar_spec=True)
     static.write_input(tmp_path / "static")

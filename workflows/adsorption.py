@@ -2,8 +2,9 @@
 
 E_ads = E(slab + Li) - E(slab) - mu_Li, with mu_Li the energy per atom of relaxed bcc Li on the same
 calculator. The physics (slabs, sites, outcome checks, the pass/fail rule) is in
-``coatflow.workflows.analysis.slabs`` and ``.adsorption_sites``; the calculations are the jobs of
-``coatflow.makers.adsorption``.
+``coatflow.workflows.analysis.slabs`` and ``.adsorption_sites``; the calculations are the jobs of the
+adsorption Maker (``coatflow.makers.adsorption``, imported through the registry when the stage is planned:
+it brings CHGNet and atomate2).
 """
 
 from __future__ import annotations
@@ -13,24 +14,23 @@ import dataclasses
 from jobflow import Response, job
 from pymatgen.core import Structure
 
-from coatflow.makers import adsorption as mk
 from coatflow.makers.registry import backend_problems, get_maker
 from coatflow.workflows.analysis.adsorption_sites import adsorption_decision
-from coatflow.workflows.analysis.structures import bcc_li
 from coatflow.workflows.campaign import make_key, settings_of
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import LiAdsorptionDoc
 from coatflow.workflows.schemas.adsorption import LiAdsorptionResult
 
 
-def dft_status(backend: str | None) -> dict:
-    """Whether the DFT confirmation runs: 'pending' (will run) or 'not_run' with the reason.
+def dft_status(maker) -> dict:
+    """Whether the adsorption ``maker``'s DFT confirmation runs: 'pending' (will run) or 'not_run' with the reason.
 
     The dict goes into the stage's job keys: its wording must stay as it is.
     """
-    requested = mk.requested_dft(backend)
+    requested = maker.requested_dft()
     if requested["status"] != "pending":
         return requested
+    backend = maker.dft_backend
     missing = backend_problems(backend)
     try:
         get_maker("static", backend)
@@ -70,19 +70,19 @@ def plan_li_adsorption(planner, plan, upstream_key: str, verdict):
     # the bcc Li reference depends only on the calculator: shared by every candidate
     ref, ref_uuid = planner.add(plan, make_key("bcc_li_reference", settings_of(maker.li_relax_maker)),
                                 "li_adsorption", "li_reference", backend,
-                                lambda: maker.li_relax_maker.make(bcc_li()))
+                                maker.reference_job)
     surf, surf_uuid = planner.add(plan, make_key(base, "surface"), "li_adsorption", "adsorption_surface", backend,
-                                  lambda: mk.select_surface(verdict.structure, maker))
-    dft = dft_status(maker.dft_backend)
+                                  lambda: maker.surface_job(verdict.structure))
+    dft = dft_status(maker)
     doc, uuid = planner.add(plan, make_key(base, "sites", dft), "li_adsorption", "adsorption", backend,
-                            lambda: mk.relax_sites(surf, ref, maker, dft))
+                            lambda: maker.sites_job(surf, ref, dft))
     uuids = [ref_uuid, surf_uuid, uuid]
     if dft["status"] == "pending":
         dkey = make_key(base, "dft", maker.dft_backend, maker.top_k)
         stored = planner.stored(dkey)
         if stored is None:
             doc, uuid = planner.add(plan, dkey, "li_adsorption", "adsorption_dft", maker.dft_backend,
-                                    lambda: mk.confirm_with_dft(doc, maker.dft_backend, maker.top_k))
+                                    lambda: maker.dft_job(doc))
         else:
             doc, uuid = stored
         uuids.append(uuid)

@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pymatgen.analysis.adsorption import AdsorbateSiteFinder
 from pymatgen.core import Lattice, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
@@ -43,6 +42,8 @@ def enumerate_sites(slab: Structure, distance: float = 2.0, tol: float = 0.3) ->
     whose fractional tolerances scale with c). Each site: index, frac, cart, found_as, site_type
     (from the nearest surface atoms: 1 on-top, 2 bridge, >= 3 hollow) and site_atoms.
     """
+    from pymatgen.analysis.adsorption import AdsorbateSiteFinder  # 3 s of imports (local_env, graphs): on use only
+
     clean = slab.copy()
     for prop in list(clean.site_properties):
         clean.remove_site_property(prop)
