@@ -203,8 +203,8 @@ class _Sql:
         x = field_expr(field)
         if x is None:
             return self.inexact()
-        if value is None:
-            return f"{x} IS NULL"  # missing or null, as in MongoDB
+        if value is None:  # missing or null, as in MongoDB (json_type: no copy of a sub-document is made)
+            return f"IFNULL({_type_expr(field)}, 'null') = 'null'"
         if isinstance(value, bool):
             self.params.append(int(value))
             return f"({x} = ? AND {_type_expr(field)} = '{'true' if value else 'false'}')"

@@ -220,11 +220,12 @@ class StoreLock:
             self._acquire_file()
         else:
             self._acquire_mongo()
-        claims = KeyClaims(self.config)
-        try:
-            claims.clear()  # nobody else runs on this store now: claims left over are a dead run's
-        finally:
-            claims.close()
+        if self.config.store.kind == "mongodb" or embedded_file(self.config).exists():  # else: no claims yet
+            claims = KeyClaims(self.config)
+            try:
+                claims.clear()  # nobody else runs on this store now: claims left over are a dead run's
+            finally:
+                claims.close()
         return self
 
     # embedded ----------------------------------------------------------------------------------------------

@@ -70,10 +70,15 @@ def test_job_store_keeps_large_data_in_the_blob_store(write_config, tmp_path):
         stores.close()
 
 
-def test_embedded_store_is_on_disk_and_indexed(write_config):
+def _embedded(write_config):
     cfg = load_config(write_config())
     if cfg.store.kind != "embedded":
         pytest.skip("embedded only")
+    return cfg
+
+
+def test_embedded_store_is_on_disk_and_indexed(write_config):
+    cfg = _embedded(write_config)
     folder = cfg.resolve(cfg.store.path)
     stores = CampaignStores(cfg)
     assert not folder.exists()  # created on connect, not before
@@ -261,13 +266,6 @@ def test_jobflow_round_trip_with_blobs_and_replaced_jobs(write_config, tmp_path)
 # -- embedded only: indexes serve lookups, writes do not scan ---------------------------------------------------
 
 
-def _embedded(write_config):
-    cfg = load_config(write_config())
-    if cfg.store.kind != "embedded":
-        pytest.skip("SQL query plans: embedded only")
-    return cfg
-
-
 def _plan(store: SQLiteStore, criteria, sort=None) -> str:
     plan = store.explain(criteria, sort)
     assert " SCAN " not in f" {plan} ".replace("USING INDEX", ""), plan  # no full-table scan
@@ -446,6 +444,8 @@ def test_claims_are_all_or_nothing_and_a_dead_owner_frees_its_keys(write_config)
         dead.send_signal(signal.SIGKILL)
         dead.wait()
         assert claims.claim(["x"], "me") == []  # the killed worker's claim no longer counts
+        with StoreLock(load_config(cfg_path)):  # a run starts: claims a killed run left behind are dropped
+            assert claims.held(["x"]) == {}
     finally:
         claims.clear()
         claims.close()
