@@ -26,6 +26,7 @@ lookups, upserts and sorts on it: a lookup costs the same at 10 and at 10,000 do
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import os
@@ -534,7 +535,10 @@ class SQLiteStore(Store):
 
     def _index_name(self, keys: tuple[str, ...]) -> str:
         raw = f"ix_{self.collection_name}__{'__'.join(keys)}"
-        return '"' + re.sub(r"[^A-Za-z0-9_]", "_", raw) + '"'
+        name = re.sub(r"[^A-Za-z0-9_]", "_", raw)
+        if name != raw or len(keys) > 1:  # "a.b" and "a_b", ("a", "b") and "a__b" must not share a name
+            name += "_" + hashlib.sha1(repr((self.collection_name, keys)).encode()).hexdigest()[:8]
+        return f'"{name}"'
 
     def _existing_index(self, name: str) -> bool | None:
         """None if absent, else whether it is unique."""

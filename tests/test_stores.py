@@ -285,12 +285,13 @@ def test_lookups_and_upserts_use_indexes_not_scans(write_config):
             assert "USING INDEX" in _plan(jobs, {"metadata.coatflow.material_id": "m3"})
             assert "USING INDEX" in _plan(jobs, {"metadata.coatflow.task": "relax", "completed_at": {"$gt": "x"}})
             plan = _plan(jobs, {"uuid": "u7", "index": 1})  # jobflow's upsert lookup: both index columns
-            assert "USING INDEX" in plan and "index" in jobs.indexes()[0]["sql"]
+            assert "USING INDEX" in plan and "(<expr>=? AND <expr>=?)" in plan
             assert "USING INDEX" in _plan(jobs, {"uuid": "u7"}, sort={"index": -1})  # get_output("last")
             assert "USING INDEX" in _plan(blobs, {"blob_uuid": {"$in": ["a", "b"]}})
             assert "USING INDEX" in _plan(stores.candidates, {"material_id": "m1"})
             assert jobs.count() == n
-        assert {i["name"]: i["unique"] for i in jobs.indexes()}["ix_jobs__uuid__index"] is True
+        compound = [i for i in jobs.indexes() if '"uuid"' in i["sql"] and '"index"' in i["sql"]]
+        assert len(compound) == 1 and compound[0]["unique"]
         assert ensure_index(stores.candidates, "material_id", unique=True)
         sql, params, exact = translate({"metadata.coatflow.key": {"$in": ["a", "b"]}, "name": {"$regex": "x"}})
         assert not exact and params == ["a", "b"]  # narrowed by SQL, finished in Python
