@@ -19,10 +19,9 @@ import time
 import uuid
 from pathlib import Path
 
-from maggma.stores import MontyStore
-
 from coatflow.launchers.embedded_store import SQLiteStore
 from coatflow.launchers.stores import INDEXES, JOBS, ensure_index
+from maggma.stores import MontyStore
 
 
 def job_doc(i: int) -> dict:

@@ -196,7 +196,6 @@ class _Sql:
 
     def inexact(self) -> None:
         self.exact = False
-        return None
 
     # Each method returns SQL text, or None for "no condition in SQL" (then Python applies the criteria).
 
@@ -423,7 +422,7 @@ def _mongo_key(value: Any) -> tuple:
 class _PyKey:
     """Sort key of a document under several (field, direction) pairs, compared like MongoDB types."""
 
-    __slots__ = ("keys", "dirs")
+    __slots__ = ("dirs", "keys")
 
     def __init__(self, doc: dict, items: list[tuple[str, int]]):
         self.keys = [_mongo_key(get(doc, f)) for f, _ in items]
@@ -586,8 +585,9 @@ class SQLiteStore(Store):
 
     # -- reading ----------------------------------------------------------------------------------------
 
-    def _select(self, criteria: dict | None, projection, sort: dict | list | None, skip: int, limit: int,
-                what: str | None = None) -> list[dict]:
+    def _select(self, criteria: dict | None, projection, sort: dict | list | None, skip: int,
+                limit: int) -> list[dict]:
+        """Matching documents, projected; SQL does the match, order, skip and limit wherever it can."""
         criteria = _sanitize_query(criteria or {})
         where, params, exact = translate(criteria)
         items = _sort_items(sort)
@@ -613,10 +613,7 @@ class SQLiteStore(Store):
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         if fields:
-            docs = []
-            for row in rows:
-                doc = {t: loads(v) for t, v in zip(fields, row) if v is not None}
-                docs.append(doc)
+            docs = [{t: loads(v) for t, v in zip(fields, row) if v is not None} for row in rows]
         else:
             docs = [loads(r[0]) for r in rows]
             if not exact:
@@ -714,12 +711,11 @@ class SQLiteStore(Store):
         keys = tuple(key) if isinstance(key, (list, tuple)) else ((key or self.key),)
         rows = []
         for d in (jsanitize(x, allow_bson=True, recursive_msonable=True) for x in docs):
-            if self.validator:
-                if not self.validator.is_valid(d):
-                    if self.validator.strict:
-                        raise ValueError(self.validator.validation_errors(d))
-                    self.logger.error(self.validator.validation_errors(d))
-                    continue
+            if self.validator and not self.validator.is_valid(d):
+                if self.validator.strict:
+                    raise ValueError(self.validator.validation_errors(d))
+                self.logger.error(self.validator.validation_errors(d))
+                continue
             search = {k: (d[k] if k in d else get(d, k)) for k in keys}
             rows.append((search, dumps(d)))
         if not rows:

@@ -27,17 +27,21 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
+from coatflow.launchers.config import CampaignConfig
+from coatflow.launchers.embedded_store import (
+    SQLiteStore,
+    open_database,
+    write_transaction,
+)
+from coatflow.workflows.errors import CoatflowError
 from jobflow import JobStore
 from maggma.core import Store
 from maggma.stores import GridFSStore, MongoStore
-
-from coatflow.launchers.config import CampaignConfig
-from coatflow.launchers.embedded_store import SQLiteStore, open_database, write_transaction
-from coatflow.workflows.errors import CoatflowError
 
 PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"
 JOBS, BLOBS, CANDIDATES, CACHE, MAPS = "jobs", "blobs", "candidates", "cache", "potential_maps"
@@ -162,7 +166,7 @@ def connect_checked(store: Store | JobStore, config: CampaignConfig) -> None:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)  # naive UTC, as pymongo returns dates
+    return datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as pymongo returns dates
 
 
 def _holder_info(command: str) -> dict:
@@ -213,7 +217,7 @@ class StoreLock:
             "set store.database to another database"
         return CoatflowError(f"the store at {self.where} is in use by {_describe(info)}; wait for it to finish or {other}")
 
-    def acquire(self) -> StoreLock:
+    def acquire(self) -> Self:
         if self._fd is not None or self._mongo is not None:
             return self
         if self.config.store.kind == "embedded":
@@ -333,7 +337,7 @@ class StoreLock:
                 try:
                     coll.update_one({"_id": "run", "token": token},
                                     {"$set": {"heartbeat": t, "expires": t + timedelta(seconds=self.expiry)}})
-                except Exception:  # noqa: BLE001 - a missed beat; the next one retries
+                except Exception:  # noqa: BLE001, S110 - a missed beat; the next one retries
                     pass
 
         thread = threading.Thread(target=beat, name="coatflow-lock-heartbeat", daemon=True)
@@ -358,7 +362,7 @@ class StoreLock:
             finally:
                 store.close()
 
-    def __enter__(self) -> StoreLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -565,5 +569,5 @@ class CampaignStores:
         for store in (self.jobs, self.candidates, self.cache, self.maps, self.claims):
             try:
                 store.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - closing what may never have opened
                 pass

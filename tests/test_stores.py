@@ -17,9 +17,6 @@ from datetime import datetime
 
 import mongomock
 import pytest
-from jobflow import Flow, Response, job, run_locally
-from maggma.stores import MemoryStore
-
 from coatflow.launchers import stores as stores_module
 from coatflow.launchers.config import load_config
 from coatflow.launchers.embedded_store import SQLiteStore, translate
@@ -35,6 +32,8 @@ from coatflow.launchers.stores import (
     make_store,
 )
 from coatflow.workflows.errors import CoatflowError
+from jobflow import Flow, Response, job, run_locally
+from maggma.stores import MemoryStore
 
 
 @job(data="profile")
@@ -293,7 +292,7 @@ def test_lookups_and_upserts_use_indexes_not_scans(write_config):
         compound = [i for i in jobs.indexes() if '"uuid"' in i["sql"] and '"index"' in i["sql"]]
         assert len(compound) == 1 and compound[0]["unique"]
         assert ensure_index(stores.candidates, "material_id", unique=True)
-        sql, params, exact = translate({"metadata.coatflow.key": {"$in": ["a", "b"]}, "name": {"$regex": "x"}})
+        _, params, exact = translate({"metadata.coatflow.key": {"$in": ["a", "b"]}, "name": {"$regex": "x"}})
         assert not exact and params == ["a", "b"]  # narrowed by SQL, finished in Python
     finally:
         stores.close()
@@ -513,7 +512,7 @@ def test_mongodb_lock_refuses_a_second_run_and_takes_over_a_dead_one(mongomock_c
 
 
 def test_mongodb_claims_are_atomic_under_a_race(mongomock_config):
-    cfg, db = mongomock_config
+    cfg, _ = mongomock_config
     claims = KeyClaims(cfg)
     assert claims.claim(["a", "b"], "w1") == []
     assert claims.claim(["b", "c"], "w2") == ["b"] and "c" not in claims.held(["c"])
