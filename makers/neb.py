@@ -1,8 +1,9 @@
 """Li-vacancy migration: climbing-image NEB per hop, composed from ASE parts, on mlip / gpaw / vasp.
 
-``MigrationMaker.make(structure)`` is one job that enumerates the symmetry-distinct Li hops
-(workflows/migration.py), builds and checks the vacancy endpoints, prints how many NEB jobs follow,
-and replaces itself with one NEB job per hop plus a summary job (percolating barrier).
+``MigrationMaker.make(structure, summary=...)`` is one job that enumerates the symmetry-distinct Li hops
+(workflows/analysis/hops.py), builds and checks the vacancy endpoints, prints how many NEB jobs follow,
+and replaces itself with one NEB job per hop plus the job ``summary`` makes of their results (the stage
+passes its percolation summary, workflows/migration.py).
 
 Per hop (``NebHopMaker.make``): both endpoints relaxed at fixed cell, IDPP interpolation, then a
 climbing-image NEB (``ase.mep.NEB(climb=True)``) with FIRE. Every image has its own calculator
@@ -15,16 +16,19 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from jobflow import CURRENT_JOB, Flow, Maker, Response, job
+from jobflow import Flow, Maker, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
+from coatflow.makers.gpaw import gpaw_calculator
+from coatflow.makers.mlip import CHGNetCalculator
 from coatflow.makers.registry import register
-from coatflow.workflows import migration as mig
+from coatflow.workflows.analysis.hops import check_endpoints, check_images, idpp_images, plan_hops
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import MigrationHopResult
 
@@ -94,7 +98,7 @@ class NebHopMaker(Maker):
             im.calc = calc
         neb = NEB(images, climb=self.climb, method="improvedtangent")
         neb.interpolate("idpp", mic=True)
-        mig.check_images([AseAtomsAdaptor.get_structure(im) for im in images])
+        check_images([AseAtomsAdaptor.get_structure(im) for im in images])
         opt = self._optimizer(neb)
         opt.run(fmax=self.fmax, steps=self.steps)
         nf = _max_force(neb.get_forces().reshape(-1, 3))
@@ -102,7 +106,7 @@ class NebHopMaker(Maker):
 
     def run_neb(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
         t0 = time.perf_counter()
-        mig.check_endpoints(start, end, hop)
+        check_endpoints(start, end, hop)
         a = AseAtomsAdaptor.get_atoms(start)
         b = AseAtomsAdaptor.get_atoms(end)
         ends = [self._relax_fixed_cell(x, c) for x, c in zip((a, b), self.calculators(2), strict=True)]
@@ -158,8 +162,6 @@ class MLIPNebHopMaker(NebHopMaker):
     torch_threads: int | None = 1  # on a shared 2-core machine one thread is several times faster
 
     def calculators(self, n: int) -> list:
-        from coatflow.makers.mlip import CHGNetCalculator
-
         return [CHGNetCalculator() for _ in range(n)]
 
 
@@ -177,8 +179,6 @@ class GpawNebHopMaker(NebHopMaker):
                                                              "kpts": {"density": 2.0, "gamma": True}})
 
     def calculators(self, n: int) -> list:
-        from coatflow.makers.gpaw import gpaw_calculator
-
         return [gpaw_calculator(self.calculator_kwargs, txt=f"gpaw_calc{next(_GPAW_LOGS):03d}.txt") for _ in range(n)]
 
 
@@ -201,8 +201,8 @@ class VaspNebInputMaker(Maker):
         from atomate2.vasp.sets.core import NebSetGenerator
         from pymatgen.io.vasp import Poscar
 
-        images = mig.idpp_images(start, end, self.n_images)
-        mig.check_images(images)
+        images = idpp_images(start, end, self.n_images)
+        check_images(images)
         gen = NebSetGenerator(num_images=self.n_images, climbing_image=self.vtst,
                               user_incar_settings=dict(self.incar_updates))
         vis = gen.get_input_set(start, potcar_spec=True)
@@ -223,18 +223,12 @@ class VaspNebInputMaker(Maker):
 
     @job
     def make(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
-        mig.check_endpoints(start, end, hop)
+        check_endpoints(start, end, hop)
         d = self.write_inputs(start, end, Path.cwd() / f"neb_hop{hop['label']}")
         return MigrationHopResult(
             hop_label=hop["label"], length=hop["length"], iindex=hop["iindex"], eindex=hop["eindex"],
             backend="vasp", n_atoms=len(start), n_images=self.n_images, climbing=self.vtst, converged=False,
             status="inputs_written", inputs_dir=str(d))
-
-
-@job(name="migration summary")
-def migration_summary(hops: list, graph: dict, skipped: list, settings: dict) -> dict:
-    """Percolating barrier and dimensionality from the per-hop results (see workflows/migration.py)."""
-    return mig.summarize(hops, graph, skipped, settings)
 
 
 @dataclass
@@ -250,14 +244,22 @@ class MigrationMaker(Maker):
     max_atoms: int = 160
     max_hops: int = 4  # shortest symmetry-distinct hops kept; the rest are listed as skipped
 
+    def settings(self) -> dict:
+        """What the stage document records of how the hops were chosen and computed."""
+        return {"ion": self.ion, "hop_cutoff": self.hop_cutoff, "rel_cutoff": self.rel_cutoff,
+                "min_size": self.min_size, "backend": getattr(self.hop_maker, "backend", "?"),
+                "n_images": getattr(self.hop_maker, "n_images", "?"), "fmax": getattr(self.hop_maker, "fmax", None)}
+
     @job(name="enumerate li hops")
-    def make(self, structure: Structure, label: str = ""):
-        hops, graph, skipped = mig.plan_hops(structure, self.ion, self.hop_cutoff, self.min_size,
-                                             self.max_atoms, self.max_hops, self.rel_cutoff)
-        backend = getattr(self.hop_maker, "backend", "?")
-        n_img = getattr(self.hop_maker, "n_images", "?")
+    def make(self, structure: Structure, label: str = "", summary: Callable | None = None):
+        """Enumerate the hops, then replace this job by one NEB job per hop and ``summary(hop outputs, graph,
+        skipped, settings)`` (a job function), whose output becomes this job's. Without ``summary`` the output
+        is those four inputs (the hop results in full, images included)."""
+        hops, graph, skipped = plan_hops(structure, self.ion, self.hop_cutoff, self.min_size,
+                                         self.max_atoms, self.max_hops, self.rel_cutoff)
+        settings = self.settings()
         msg = (f"migration_barrier {label or structure.composition.reduced_formula}: {len(hops)} NEB job(s) "
-               f"({backend}, {n_img} images, supercells of "
+               f"({settings['backend']}, {settings['n_images']} images, supercells of "
                f"{', '.join(str(len(h['start'])) for h in hops) or '-'} atoms); {len(skipped)} hop(s) skipped")
         print(msg, flush=True)
         logger.info(msg)
@@ -266,18 +268,12 @@ class MigrationMaker(Maker):
             j = self.hop_maker.make(h["start"], h["end"], h["hop"])
             j.name = f"neb hop {h['hop']['label']} ({h['hop']['length']:.2f} A)"
             jobs.append(j)
-        # label the run-time jobs like the planner labels its own (without the stage key)
-        meta = getattr(CURRENT_JOB.job, "metadata", None) or {}
-        label = {k: v for k, v in (meta.get("coatflow") or {}).items() if k != "key"}
-        settings = {"ion": self.ion, "hop_cutoff": self.hop_cutoff, "rel_cutoff": self.rel_cutoff,
-                    "min_size": self.min_size,
-                    "backend": backend, "n_images": n_img, "fmax": getattr(self.hop_maker, "fmax", None)}
-        summary = migration_summary([j.output for j in jobs], graph, skipped, settings)
-        if label:
-            for j, task in [*((j, "neb_hop") for j in jobs), (summary, "neb_summary")]:
-                j.metadata = {**(j.metadata or {}), "coatflow": {**label, "task": task}}
-                j.name = f"{j.name} [{label.get('material_id')}]"
-        return Response(replace=Flow([*jobs, summary], output=summary.output))
+        outputs = [j.output for j in jobs]
+        if summary is None:
+            return Response(replace=Flow(jobs, output={"hops": outputs, "graph": graph, "skipped": skipped,
+                                                       "settings": settings}))
+        final = summary(outputs, graph, skipped, settings)
+        return Response(replace=Flow([*jobs, final], output=final.output))
 
 
 @register("neb", "mlip")

@@ -1,5 +1,5 @@
-"""Static dielectric tensor on GPAW: the ionic sum on analytic cases, the wiring into the defect stage, and a
-real (tiny) GPAW run on primitive LiF checked against physical requirements."""
+"""Static dielectric tensor on GPAW: the wiring into the defect stage, and a real (tiny) GPAW run on primitive LiF
+checked against physical requirements (the ionic sum on analytic cases: tests/test_analysis_dielectric.py)."""
 
 from __future__ import annotations
 
@@ -8,81 +8,16 @@ import pytest
 from conftest import lif
 from jobflow import job
 
-from coatflow.makers.dielectric import (E2, GpawDielectricMaker, asr_born_charges, asr_force_constants,
-                                        electronic_tensor_from_directions, ionic_dielectric)
+from coatflow.makers.dielectric import GpawDielectricMaker
+from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.errors import CoatflowError
 
-FOUR_PI_E2 = 4 * np.pi * E2  # eV Å
 
-
-def _diatomic(k_axes, z_axes):
-    """Rock-salt-like pair: spring k_a (eV/Å^2) and Born charges +-Z_a along each axis."""
-    k = np.diag(k_axes)
-    fc = np.block([[k, -k], [-k, k]])
-    z = np.diag(z_axes)
-    return np.array([z, -z]), fc
-
-
-# -- the ionic sum on analytic cases ----------------------------------------------------------------------
-
-
-def test_ionic_sum_diatomic_is_analytic_and_mass_independent():
-    # one optical mode per axis, Zm = Z/sqrt(mu), omega^2 = k/mu: eps_ion = 4 pi e^2 Z^2 / (Omega k)
-    born, fc = _diatomic([1.0, 2.0, 4.0], [1.0, 1.5, 2.0])
-    vol = 20.0
-    expected = FOUR_PI_E2 / vol * np.array([1.0, 1.5 ** 2 / 2.0, 2.0 ** 2 / 4.0])
-    for masses in ([1.0, 1.0], [6.94, 19.0], [100.0, 3.0]):
-        out = ionic_dielectric(born, fc, masses, vol)
-        assert np.allclose(out["eps_ionic"], np.diag(expected), rtol=1e-10, atol=1e-12)
-        assert out["acoustic"] == [0, 1, 2]
-        assert np.allclose(out["frequencies"][:3], 0.0, atol=1e-3)
-        mu = masses[0] * masses[1] / sum(masses)
-        # hbar sqrt(k/mu) with k in eV/Å^2 and mu in amu: 521.47 cm^-1 per sqrt(eV/(Å^2 amu))
-        assert np.allclose(sorted(out["frequencies"][3:]), 521.4709 * np.sqrt(np.array([1.0, 2.0, 4.0]) / mu),
-                           rtol=1e-5)
-
-
-def test_ionic_sum_lif_experiment():
-    # LiF: Z* = 1.05, omega_TO = 306 cm^-1, a = 4.03 Å -> eps_0 - eps_inf = 9.0 - 1.96 = 7.04 (exp.)
-    masses = [6.94, 19.00]
-    mu = masses[0] * masses[1] / sum(masses)
-    k = mu * (306.0 / 521.4709) ** 2
-    born, fc = _diatomic([k] * 3, [1.05] * 3)
-    out = ionic_dielectric(born, fc, masses, 4.03 ** 3 / 4)
-    assert np.allclose(np.diag(out["eps_ionic"]), 6.97, atol=0.01)
-    assert np.allclose(out["frequencies"][3:], 306.0)
-
-
-def test_acoustic_sum_rules_are_imposed():
-    born, fc = _diatomic([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
-    noisy_born = born + 0.03  # same offset on every atom
-    fixed, violation = asr_born_charges(noisy_born)
-    assert violation == pytest.approx(0.06)
-    assert np.allclose(fixed, born)
-    rng = np.random.default_rng(0)
-    noisy_fc = asr_force_constants(fc + 0.01 * rng.normal(size=fc.shape))
-    assert np.allclose(noisy_fc, noisy_fc.T)
-    assert np.allclose(noisy_fc.reshape(2, 3, 2, 3).sum(axis=2), 0.0, atol=1e-12)  # rigid shifts cost nothing
-    out = ionic_dielectric(fixed, noisy_fc, [6.94, 19.0], 16.0)
-    assert np.allclose(out["frequencies"][out["acoustic"]], 0.0, atol=1e-3)
-
-
-def test_unstable_or_malformed_input_is_a_one_line_error():
-    born, fc = _diatomic([1.0, -1.0, 1.0], [1.0, 1.0, 1.0])
-    with pytest.raises(CoatflowError, match="omega\\^2 <= 0") as err:
-        ionic_dielectric(born, fc, [1.0, 1.0], 10.0)
-    assert "\n" not in str(err.value)
-    with pytest.raises(CoatflowError, match="do not fit"):
-        ionic_dielectric(born[:1], fc, [1.0, 1.0], 10.0)
+def test_bad_maker_settings_are_a_one_line_error():
     with pytest.raises(CoatflowError, match="displacement"):
         GpawDielectricMaker(displacement=0.5)
     with pytest.raises(CoatflowError, match="positive: nbands"):
         GpawDielectricMaker(nbands=0)
-
-
-def test_tensor_from_longitudinal_directions():
-    eps = np.array([[2.0, 0.3, -0.1], [0.3, 2.5, 0.2], [-0.1, 0.2, 3.0]])
-    assert np.allclose(electronic_tensor_from_directions(lambda d: d @ eps @ d / (d @ d)), eps)
 
 
 # -- wiring into the defect stage ------------------------------------------------------------------------
@@ -124,20 +59,21 @@ def test_dielectric_job_planned_only_without_a_config_value():
 
 
 def test_dielectric_tensor_from_config_or_doc():
-    from coatflow.workflows.defects import CONFIG_DIELECTRIC, config_dielectric, dielectric_tensor
+    from coatflow.workflows.analysis.defects import config_dielectric
+    from coatflow.workflows.defects import CONFIG_DIELECTRIC, dielectric_input
 
-    eps, source, _ = dielectric_tensor(9.0, CONFIG_DIELECTRIC)
+    eps, source, _ = dielectric_input(9.0, CONFIG_DIELECTRIC)
     assert np.allclose(eps, 9.0 * np.eye(3)) and source == CONFIG_DIELECTRIC
     doc = {"structure": lif().as_dict(), "formula": "LiF", "eps_electronic": np.eye(3).tolist(),
            "eps_ionic": (7 * np.eye(3)).tolist(), "eps_total": (8 * np.eye(3)).tolist(), "eps_total_average": 8.0,
            "born_charges": [np.eye(3).tolist(), (-np.eye(3)).tolist()], "born_asr_violation": 0.0,
            "phonon_frequencies": [0, 0, 0, 300, 300, 300], "acoustic_modes": [0, 1, 2],
            "settings": {"ecut": 300}, "elapsed_time": 12.0}
-    eps, source, seconds = dielectric_tensor(doc, "ignored")
+    eps, source, seconds = dielectric_input(doc, "ignored")
     assert np.allclose(eps, 8 * np.eye(3)) and source.startswith("gpaw (") and seconds == 12.0
-    with pytest.raises(CoatflowError, match="defects.dielectric.LiF"):
+    with pytest.raises(AnalysisError, match="defects.dielectric.LiF"):
         config_dielectric(-1.0, "LiF")
-    with pytest.raises(CoatflowError, match="3x3"):
+    with pytest.raises(AnalysisError, match="3x3"):
         config_dielectric([1.0, 2.0], "LiF")
 
 
@@ -152,9 +88,9 @@ TINY = {"ecut": 300.0, "kpt_density": 1.0, "displacement": 0.02, "eps_kpt_densit
 @job
 def _freysoldt_input(doc):
     """What the defect analysis reads from the stored, resolved DielectricDoc."""
-    from coatflow.workflows.defects import dielectric_tensor
+    from coatflow.workflows.defects import dielectric_input
 
-    eps, source, seconds = dielectric_tensor(doc, "unused")
+    eps, source, seconds = dielectric_input(doc, "unused")
     return {"eps": eps.tolist(), "source": source, "seconds": seconds}
 
 

@@ -1,4 +1,4 @@
-"""Charged point defects and the equilibrium Fermi level E_F(mu_Li) (issue 5).
+"""Charged point defects and the equilibrium Fermi level E_F(mu_Li) (issue 5): planning and the analysis job.
 
 Per material (``defects.materials`` in the config), on the ``gpaw`` backend:
 primitive relax -> bulk primitive single point (VBM, gap, carrier DOS) -> bulk supercell ->
@@ -10,10 +10,9 @@ E_F(mu_Li) from charge neutrality with electrons and holes from the bulk eigenva
 The static dielectric tensor comes from ``defects.dielectric`` or, for a material without an entry, from
 ``GpawDielectricMaker`` on the primitive cell (makers/dielectric.py: Born charges, Gamma phonons, RPA eps_inf).
 
-Freysoldt: pymatgen-analysis-defects' ``get_freysoldt_correction`` on the planar-averaged potentials
-read from GPAW, with the bulk and defect supercells built on one lattice in one frame (checked).
-PR #226 of pymatgen-analysis-defects fixed swapped bulk/defect site potentials in the Kumagai (EFNV)
-correction, which inverted its alignment sign; ``kumagai_sign_fixed`` checks the installed version.
+The physics (defect set, supercells, Freysoldt, chemical potentials, charge neutrality) is in
+workflows/analysis/defects.py; this module plans the calculations and turns their documents into the
+``DefectThermoDoc``.
 """
 
 from __future__ import annotations
@@ -22,221 +21,40 @@ from dataclasses import replace
 
 import numpy as np
 from jobflow import Flow, OutputReference, Response, job
-from pymatgen.analysis.defects.core import Defect, Interstitial, Substitution, Vacancy
-from pymatgen.analysis.defects.generators import (AntiSiteGenerator, SubstitutionGenerator, VacancyGenerator,
-                                                   VoronoiInterstitialGenerator)
-from pymatgen.core import Composition, Element, Lattice, Structure
+from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-from coatflow.workflows import defect_thermo as dt
+from coatflow.makers.defects import GpawDefectMaker
+from coatflow.makers.dielectric import GpawDielectricMaker
+from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, GpawRelaxMaker
+from coatflow.makers.registry import get_maker
+from coatflow.workflows import thermo
+from coatflow.workflows.analysis import defects as ad
+from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
+from coatflow.workflows.candidates import Candidate
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import DefectCalcDoc, DefectChargeState, DefectThermoDoc, DielectricDoc, FermiPoint
+from coatflow.workflows.surfaces import _ELEMENTS, bulk_structure
+from coatflow.workflows.thermo_stages import LOCAL_SCALE, _entries, phase_key, phases_for
 
-LI = "Li"
 CONFIG_DIELECTRIC = "config (defects.dielectric)"
 GPAW_DIELECTRIC = "gpaw (Berry-phase Born charges + Gamma phonons + RPA eps_inf with local fields)"
 
-# -- defect set ----------------------------------------------------------------------------------
+
+# -- inputs of the analysis ------------------------------------------------------------------------------
 
 
-def defect_set(structure: Structure, substitutions: dict[str, list[str]] | None = None,
-               include: list[str] | None = None, padding: int = 0,
-               charges: dict[str, list[int]] | None = None) -> list[tuple[str, Defect, list[int]]]:
-    """Li vacancies and interstitials, the other species' vacancies and antisites, and ``substitutions``
-    ({host element: [dopants]}) of ``structure`` (pass the primitive cell), each with its charge states.
-
-    Charge states run from 0 to the nominal charge of the defect (oxidation-state guess), widened by
-    ``padding``; ``charges`` ({name: [q, ...]}) overrides; ``include`` keeps only the named defects.
-    """
-    prim = structure
-    if LI not in {el.symbol for el in prim.composition.elements}:
-        raise CoatflowError(f"{prim.composition.reduced_formula} has no Li; E_F(mu_Li) needs a Li compound")
-    defects = list(VacancyGenerator().generate(prim))
-    if len(prim.composition.elements) > 1:
-        defects += list(AntiSiteGenerator().generate(prim))
-    defects += list(VoronoiInterstitialGenerator().generate(prim, {LI}))
-    for host, dopants in (substitutions or {}).items():
-        if Element(host) not in prim.composition:
-            raise CoatflowError(f"substitution on {host}: {prim.composition.reduced_formula} has no {host}")
-        defects += list(SubstitutionGenerator().generate(prim, {host: list(dopants)}))
-    names = _unique_names(defects)
-    if include:
-        unknown = set(include) - set(names)
-        if unknown:
-            raise CoatflowError(f"defects {sorted(unknown)} not in the generated set {names}")
-        defects = [d for d, n in zip(defects, names) if n in include]
-        names = [n for n in names if n in include]
-    out = []
-    for d, n in zip(defects, names):
-        d.user_charges = []
-        qs = sorted((charges or {}).get(n) or d.get_charge_states(padding=padding))
-        out.append((n, d, qs))
-    return out
-
-
-def _unique_names(defects) -> list[str]:
-    """pymatgen names, numbered when one name covers inequivalent sites (Li_i, Li_i_2)."""
-    seen: dict[str, int] = {}
-    out = []
-    for d in defects:
-        seen[d.name] = seen.get(d.name, 0) + 1
-        out.append(d.name if seen[d.name] == 1 else f"{d.name}_{seen[d.name]}")
-    return out
-
-
-def dn_of(defect: Defect) -> dict[str, int]:
-    """Atoms added (+) and removed (-) by the defect."""
-    if isinstance(defect, Vacancy):
-        return {defect.site.specie.symbol: -1}
-    if isinstance(defect, Interstitial):
-        return {defect.site.specie.symbol: 1}
-    if isinstance(defect, Substitution):
-        old = defect.structure[defect.defect_site_index].specie.symbol
-        return {defect.site.specie.symbol: 1, old: -1}
-    raise CoatflowError(f"unsupported defect type {type(defect).__name__}")
-
-
-# -- supercells ------------------------------------------------------------------------------------
-
-
-def image_distance(lattice: Lattice) -> float:
-    """Shortest distance between a point and its periodic images (Å)."""
-    m = lattice.get_lll_reduced_lattice().matrix
-    r = range(-1, 2)
-    return float(min(np.linalg.norm(np.array([i, j, k]) @ m) for i in r for j in r for k in r if any((i, j, k))))
-
-
-def supercell_matrix(prim: Structure, min_length: float, max_atoms: int) -> np.ndarray:
-    """Integer matrix for the most cubic supercell whose periodic images are >= ``min_length`` Å apart,
-    with at most ``max_atoms`` sites; among those that fit, the fewest atoms."""
-    from ase.build import find_optimal_cell_shape
-
-    if min_length <= 0:
-        raise CoatflowError("defects.min_length must be positive (Å)")
-    best = None
-    for n in range(1, max_atoms // len(prim) + 1):
-        for target in ("sc", "fcc"):
-            p = np.rint(find_optimal_cell_shape(prim.lattice.matrix, n, target, verbose=False)).astype(int)
-            if round(abs(np.linalg.det(p))) != n:
-                continue
-            d = image_distance(Lattice(p @ prim.lattice.matrix))
-            if d >= min_length - 1e-6 and (best is None or d > best[0] and n == best[1]):
-                best = (d, n, p)
-        if best is not None:
-            return best[2]
-    raise CoatflowError(f"no supercell of {prim.composition.reduced_formula} with images >= {min_length} Å "
-                        f"within {max_atoms} atoms; raise defects.max_atoms or lower defects.min_length")
-
-
-def defect_supercell(bulk_sc: Structure, defect: Defect) -> tuple[Structure, np.ndarray]:
-    """The defect in ``bulk_sc`` (same lattice, same frame), and its fractional position there."""
-    sc = bulk_sc.copy()
-    frac = sc.lattice.get_fractional_coords(defect.site.coords) % 1.0
-    if isinstance(defect, Interstitial):
-        sc.append(defect.site.specie, frac)
-        return sc.get_sorted_structure(), frac  # one POSCAR block per species
-    dists = [sc.lattice.get_distance_and_image(frac, s.frac_coords)[0] for s in sc]
-    i = int(np.argmin(dists))
-    if dists[i] > 0.1:
-        raise CoatflowError(f"defect site of {defect.name} not found in the bulk supercell")
-    if isinstance(defect, Vacancy):
-        sc.remove_sites([i])
-    else:
-        sc.replace(i, defect.site.specie)
-    return sc.get_sorted_structure(), bulk_sc[i].frac_coords
-
-
-# -- corrections ----------------------------------------------------------------------------------
-
-
-def freysoldt(charge: int, dielectric, defect: DefectCalcDoc, bulk: DefectCalcDoc, frac_coords,
-              energy_cutoff: float = 520.0) -> tuple[float, dict]:
-    """Freysoldt correction (eV, added to E_f) from GPAW planar averages; lattices must be identical."""
-    from pymatgen.analysis.defects.corrections.freysoldt import get_freysoldt_correction
-
-    lat_d, lat_b = defect.structure.lattice, bulk.structure.lattice
-    if not np.allclose(lat_d.matrix, lat_b.matrix, atol=1e-6):
-        raise CoatflowError("defect and bulk supercells have different lattices; the correction needs one")
-    for ax in "012":
-        if len(defect.planar_potential[ax]) != len(bulk.planar_potential[ax]):
-            raise CoatflowError("defect and bulk potentials are on different grids")
-    if charge == 0:
-        return 0.0, {"electrostatic": 0.0, "potential": 0.0}
-    res = get_freysoldt_correction(charge, dielectric, defect.planar_potential, bulk.planar_potential,
-                                   defect_frac_coords=np.asarray(frac_coords), lattice=lat_d,
-                                   energy_cutoff=energy_cutoff)
-    md = res.metadata
-    return float(res.correction_energy), {"electrostatic": float(md["electrostatic"]),
-                                          "potential": float(md["potential"]),
-                                          "alignments": {str(k): float(v) for k, v in md["alignments"].items()}}
-
-
-def kumagai_sign_fixed() -> bool:
-    """True when the installed get_efnv_correction reads defect potentials from the defect structure
-    (pymatgen-analysis-defects PR #226); checked on the source, since pydefect is not installed."""
-    import inspect
-
-    from pymatgen.analysis.defects.corrections import kumagai
-
-    src = inspect.getsource(kumagai.get_efnv_correction)
-    return 'site.properties["potential"] for site in defect_structure]' in src.split("defect_potentials =")[1][:80]
-
-
-# -- chemical potentials -----------------------------------------------------------------------------
-
-
-def chempot_model(window: dict, pd, host: Composition, e_host_fu: float, e_li: float):
-    """A function dmu_Li -> absolute mu_i (eV/atom, calculator scale) along the window.
-
-    mu_Li = E(bcc Li) + dmu_Li. The other dmu_i come from the phase diagram (``host_dmu_at``); their
-    references are the diagram's elemental energies shifted by one constant per atom so that
-    sum_i n_i mu_i = E(host) on the calculator's scale (exact for a binary host).
-    """
-    n_li = host[LI]
-    others = [el.symbol for el in host.elements if el.symbol != LI] + \
-        [el.symbol for el in pd.elements if el.symbol != LI and el not in host]
-    refs = {el.symbol: pd.el_refs[el].energy_per_atom for el in pd.elements}
-    d0 = dt.host_dmu_at(pd, host, window["mu_li_max"])
-    n_other = sum(host[e] for e in others)
-    delta = (e_host_fu - n_li * (e_li + d0[LI]) - sum(host[e] * (refs[e] + d0[e]) for e in others)) / n_other
-
-    def mu(dmu_li: float) -> dict[str, float]:
-        d = dt.host_dmu_at(pd, host, dmu_li)
-        return {LI: e_li + dmu_li, **{e: refs[e] + d[e] + delta for e in others}}
-
-    return mu, {"mu_Li": f"E(bcc Li, same calculator) {e_li:.4f} eV/atom + dmu_Li",
-                "others": "phase-diagram dmu + elemental refs shifted to the host's calculator energy",
-                "shift_per_atom": float(delta), "phase_diagram_scale": window.get("energy_scale")}
-
-
-# -- dielectric tensor ---------------------------------------------------------------------------------
-
-
-def config_dielectric(value, formula: str):
-    """A defects.dielectric entry checked: a positive scalar, 3 diagonal values or a 3x3 tensor."""
-    eps = np.asarray(value, float)
-    if eps.shape not in ((), (3,), (3, 3)):
-        raise CoatflowError(f"defects.dielectric.{formula}: give a number, 3 diagonal values or a 3x3 tensor")
-    diag = np.diag(eps) if eps.shape == (3, 3) else eps
-    if np.any(diag <= 0) or not np.all(np.isfinite(eps)):
-        raise CoatflowError(f"defects.dielectric.{formula}: the dielectric constant must be positive")
-    return value
-
-
-def dielectric_tensor(dielectric, source: str) -> tuple[np.ndarray, str, float | None]:
+def dielectric_input(dielectric, source: str) -> tuple[np.ndarray, str, float | None]:
     """(3x3 static tensor, its source, wall time s) from a config value or a computed ``DielectricDoc``."""
     if isinstance(dielectric, DielectricDoc):
         dielectric = dielectric.model_dump(include={"eps_total", "settings", "elapsed_time"})
     if isinstance(dielectric, dict) and "eps_total" in dielectric:  # as stored (data-store fields not needed)
-        eps = np.asarray(dielectric["eps_total"], float)
         s = dielectric.get("settings") or {}
         detail = ", ".join(f"{k} {s[k]}" for k in ("ecut", "kpt_density", "eps_kpt_density", "nbands") if k in s)
-        return eps, f"{GPAW_DIELECTRIC}; {detail}", dielectric.get("elapsed_time")
+        return ad.dielectric_tensor(dielectric["eps_total"]), f"{GPAW_DIELECTRIC}; {detail}", dielectric.get("elapsed_time")
     if dielectric is None:
         raise CoatflowError("no dielectric constant: give defects.dielectric or let the gpaw backend compute it")
-    eps = np.asarray(dielectric, float)
-    eps = np.diag(np.broadcast_to(eps, (3,))) if eps.shape in ((), (3,)) else eps
-    return eps, source, None
+    return ad.dielectric_tensor(dielectric), source, None
 
 
 # -- analysis ------------------------------------------------------------------------------------------
@@ -253,17 +71,16 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
 
     ``dielectric``: a value from the config (number, diagonal or 3x3) or a computed ``DielectricDoc``."""
     bulk_sc, bulk_prim = _calc(bulk_sc), _calc(bulk_prim)
-    eps, dielectric_source, eps_time = dielectric_tensor(dielectric, dielectric_source)
+    eps, dielectric_source, eps_time = dielectric_input(dielectric, dielectric_source)
     host = prim.composition.element_composition
     n_fu = host.get_reduced_composition_and_factor()[1] * len(bulk_sc.structure) / len(prim)
     e_host_fu = bulk_sc.energy / n_fu  # the supercell's k-mesh, so k-point errors cancel in E_f
     host_fu = host.reduced_composition
     e_li = _li_energy(li_doc)
-    mu_of, mu_ref = chempot_model(window, pd, host_fu, e_host_fu, e_li)
-    dos = dt.BandDos.from_eigenvalues(bulk_prim.eigenvalues, bulk_prim.k_weights, bulk_prim.n_electrons,
+    mu_of, mu_ref = ad.chempot_model(window, pd, host_fu, e_host_fu, e_li)
+    dos = ad.BandDos.from_eigenvalues(bulk_prim.eigenvalues, bulk_prim.k_weights, bulk_prim.n_electrons,
                                       prim.volume, bulk_prim.nspins)
-    n_val = int(round(bulk_prim.n_electrons * bulk_prim.nspins / 2))
-    vbm = float(np.max(np.asarray(bulk_prim.eigenvalues)[..., :n_val]))
+    vbm = ad.vbm_of(bulk_prim.eigenvalues, bulk_prim.n_electrons, bulk_prim.nspins)
     temperature = settings["temperature"]
     states, solver = [], []
     mu_rich = mu_of(window["mu_li_max"])
@@ -273,10 +90,12 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
     for spec, raw, uuid in zip(specs, calcs, uuids or [None] * len(specs)):
         c = _calc(raw)
         q = spec["charge"]
-        corr, md = freysoldt(q, eps, c, bulk_sc, spec["frac_coords"], settings.get("energy_cutoff", 520.0))
+        corr, md = ad.freysoldt_correction(q, eps, c.planar_potential, bulk_sc.planar_potential, c.structure.lattice,
+                                           spec["frac_coords"], bulk_lattice=bulk_sc.structure.lattice,
+                                           energy_cutoff=settings.get("energy_cutoff", 520.0))
         e0 = c.energy - bulk_sc.energy + q * vbm + corr
-        per_cm3 = spec["multiplicity"] / (prim.volume * dt.A3_TO_CM3)
-        d = dt.ChargedDefect(spec["name"], q, e0, spec["dn"], per_cm3)
+        per_cm3 = spec["multiplicity"] / (prim.volume * ad.A3_TO_CM3)
+        d = ad.ChargedDefect(spec["name"], q, e0, spec["dn"], per_cm3)
         solver.append(d)
         timings[f"{spec['name']} {q:+d}"] = c.elapsed_time or 0.0
         states.append(DefectChargeState(name=spec["name"], charge=q, dn=spec["dn"], multiplicity=spec["multiplicity"],
@@ -286,20 +105,16 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
                                         max_displacement=c.max_displacement, calc_uuid=uuid))
     grid = np.linspace(window["mu_li_max"], window["mu_li_min"], settings.get("n_mu", 21))
     qmap = {f"{d.name} {d.charge:+d}": d.charge for d in solver} | {"electrons": -1, "holes": 1}
+    rows = ad.fermi_vs_mu(solver, mu_of, grid, temperature, dos)
     points = []
-    for row in dt.fermi_vs_mu(solver, mu_of, grid, temperature, dos):
+    for row in rows:
         conc = dict(row["concentrations"])
         n_e, n_h = conc.pop("electrons"), conc.pop("holes")
         points.append(FermiPoint(mu_li=row["mu_li"], voltage=-row["mu_li"], chempots=row["dmu"],
                                  fermi_level=row["fermi_level"], electrons=n_e, holes=n_h, concentrations=conc,
-                                 dominant=dt.dominant_species(row["concentrations"], qmap)))
-    warnings = []
-    for d in solver:
-        bad = [p.mu_li for p in points if d.formation_energy(p.fermi_level, p.chempots) < 0]
-        if bad:
-            warnings.append(f"E_f({d.name} {d.charge:+d}) < 0 at the solved E_F for mu_Li in [{min(bad):.2f}, "
-                            f"{max(bad):.2f}] eV: dilute limit broken (unconverged settings or unstable host)")
-    regimes = dt.slope_regimes([p.mu_li for p in points][::-1], [p.fermi_level for p in points][::-1])
+                                 dominant=ad.dominant_species(row["concentrations"], qmap)))
+    warnings = ad.negative_formation_warnings(solver, rows)
+    regimes = ad.slope_regimes([p.mu_li for p in points][::-1], [p.fermi_level for p in points][::-1])
     return DefectThermoDoc(
         material_id=ident["material_id"], formula=ident["formula"], backend=settings.get("backend", "gpaw"),
         temperature=temperature, supercell_matrix=np.asarray(sc_mat).tolist(), n_supercell_sites=len(bulk_sc.structure),
@@ -308,7 +123,7 @@ def analyse_defects(ident: dict, prim: Structure, sc_mat, specs: list[dict], cal
         fermi_level_li_rich=points[0].fermi_level, fermi_level_li_poor=points[-1].fermi_level,
         slope_regimes=regimes, warnings=warnings, timings=timings, settings=settings,
         freysoldt_note=("Freysoldt from GPAW planar averages, bulk and defect on one lattice and grid; "
-                        f"Kumagai sign fix of pymatgen-analysis-defects PR #226 present: {kumagai_sign_fixed()}"))
+                        f"Kumagai sign fix of pymatgen-analysis-defects PR #226 present: {ad.kumagai_sign_fixed()}"))
 
 
 def _li_energy(li) -> float:
@@ -319,9 +134,6 @@ def _li_energy(li) -> float:
 
 def stability_limits(cand_doc, phase_docs) -> tuple[dict, object]:
     """The stability-window stage's Li window and phase diagram, from CHGNet-relaxed outputs."""
-    from coatflow.workflows import thermo
-    from coatflow.workflows.thermo_stages import LOCAL_SCALE, _entries
-
     cand, entries = _entries(cand_doc, phase_docs)
     missing = thermo.covers(entries, cand.composition.elements)
     if missing:
@@ -346,8 +158,6 @@ def defect_thermo_job(ident, prim, sc_mat, specs, calcs, bulk_sc, bulk_prim, li_
 
 
 def gpaw_kwargs(settings: dict, density: float) -> dict:
-    from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS
-
     return {**DEFAULT_GPAW_KWARGS, "mode": {"name": "pw", "ecut": settings["ecut"]},
             "kpts": {"density": density, "gamma": True}}
 
@@ -365,16 +175,13 @@ def _primitive(relaxed) -> Structure:
 def defect_jobs(ident: dict, prim: Structure, li_doc, cand_doc, phase_docs, settings: dict, add) -> None:
     """Bulk, defect and analysis jobs for ``prim``; ``add(factory, task, label, final)`` files each one
     under the key make_key(stage key, task, label) (the analysis under the stage key itself)."""
-    from coatflow.makers.defects import GpawDefectMaker
-    from coatflow.makers.dielectric import GpawDielectricMaker
-
     s = settings
     if s.get("dielectric") is None:  # no config value: eps_inf + eps_ion of this primitive cell
         eps_maker = GpawDielectricMaker(**s["dielectric_calc"])
         eps_out, _ = add(lambda: eps_maker.make(prim), "dielectric", "primitive", False)
     else:
         eps_out = s["dielectric"]
-    sc_mat = supercell_matrix(prim, s["min_length"], s["max_atoms"])
+    sc_mat = ad.defect_supercell_matrix(prim, s["min_length"], s["max_atoms"])
     bulk_sc = prim.copy()
     bulk_sc.make_supercell(sc_mat)
     sc_kw = gpaw_kwargs(s, s["kpt_density"])
@@ -384,14 +191,14 @@ def defect_jobs(ident: dict, prim: Structure, li_doc, cand_doc, phase_docs, sett
     b_prim, _ = add(lambda: GpawDefectMaker(name="gpaw bulk dos", calculator_kwargs=dos_kw).make(prim),
                     "defect_bulk", "primitive", False)
     specs, calcs, uuids = [], [], []
-    for name, defect, charges in defect_set(prim, s.get("substitutions"), s.get("include"),
+    for name, defect, charges in ad.defect_set(prim, s.get("substitutions"), s.get("include"),
                                             s.get("charge_padding", 0), s.get("charges")):
-        struct, frac = defect_supercell(bulk_sc, defect)
+        struct, frac = ad.defect_supercell(bulk_sc, defect)
         for q in charges:
             maker = GpawDefectMaker(name="gpaw defect", charge=q, steps=s["relax_steps"],
                                     relax_kwargs={"fmax": s["fmax"]}, calculator_kwargs=sc_kw)
             out, uuid = add(lambda maker=maker, struct=struct: maker.make(struct), "defect", f"{name} {q:+d}", False)
-            specs.append({"name": name, "charge": q, "dn": dn_of(defect), "multiplicity": float(defect.multiplicity),
+            specs.append({"name": name, "charge": q, "dn": ad.dn_of(defect), "multiplicity": float(defect.multiplicity),
                           "frac_coords": [float(x) for x in frac]})
             calcs.append(out)
             uuids.append(uuid)
@@ -403,8 +210,6 @@ def defect_jobs(ident: dict, prim: Structure, li_doc, cand_doc, phase_docs, sett
 @job(name="plan defects")
 def defect_flow(ident: dict, relaxed, li_doc, cand_doc, phase_docs, settings: dict, meta: dict) -> Response:
     """After the primitive relax: replace this job by the defect calculations and their analysis."""
-    from coatflow.workflows.campaign import make_key
-
     jobs = []
 
     def add(factory, task, label, final):
@@ -421,18 +226,11 @@ def defect_flow(ident: dict, relaxed, li_doc, cand_doc, phase_docs, settings: di
 
 def plan_defects(config, job_store) -> list:
     """One CandidatePlan per ``defects.materials`` entry: relaxes, then ``defect_flow``."""
-    from coatflow.makers.gpaw import GpawRelaxMaker
-    from coatflow.makers.registry import get_maker
-    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
-    from coatflow.workflows.candidates import Candidate
-    from coatflow.workflows.surfaces import _ELEMENTS, bulk_structure
-    from coatflow.workflows.thermo_stages import phase_key, phases_for
-
     dc = config.defects
-    backend = config.backends.defects
+    backend = dc.backend
     get_maker("defect", backend)  # fails early, naming what is missing (VASP, POTCARs)
     if backend != "gpaw":
-        raise CoatflowError(f"defect runs are wired for the gpaw backend only (backends.defects is '{backend}'); "
+        raise CoatflowError(f"defect runs are wired for the gpaw backend only (defects.backend is '{backend}'); "
                             "VASP inputs come from makers/defects.py")
     mlip = get_maker("relax", "mlip")
     planner = FunnelPlanner(config, job_store)
@@ -443,10 +241,8 @@ def plan_defects(config, job_store) -> list:
         eps = dc.dielectric.get(red, dc.dielectric.get(formula))
         if eps is not None:  # the settings (and so the job keys) of runs before dielectric_calc existed
             settings = {**dc.model_dump(exclude={"materials", "dielectric", "dielectric_calc"}), "backend": backend,
-                        "dielectric": config_dielectric(eps, red), "dielectric_source": CONFIG_DIELECTRIC}
+                        "dielectric": ad.config_dielectric(eps, red), "dielectric_source": CONFIG_DIELECTRIC}
         else:  # computed on the (relaxed) primitive cell by GpawDielectricMaker
-            from coatflow.makers.dielectric import GpawDielectricMaker
-
             GpawDielectricMaker(**dc.dielectric_calc.model_dump())  # bad settings fail here, at planning
             settings = {**dc.model_dump(exclude={"materials", "dielectric"}), "backend": backend, "dielectric": None,
                         "dielectric_source": GPAW_DIELECTRIC}
