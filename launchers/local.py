@@ -78,10 +78,11 @@ def build_potential_maps(stores: CampaignStores) -> int:
     return _build(PotentialMapBuilder(stores.jobs.docs_store, stores.maps, settings))
 
 
-def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores) -> CampaignPlan:
+def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores, lock: StoreLock | None = None) -> CampaignPlan:
     """Check backends, load candidates and plan the side programmes; connects ``stores``.
 
-    Backends are checked and candidates loaded before anything is written.
+    Backends are checked and candidates loaded before anything is written; then ``lock`` is taken
+    (its file lives in the store folder) and the stores are connected.
     """
     for task in FUNNEL_TASKS:  # fail before any job starts
         get_maker(task, getattr(config.backends, task))
@@ -91,6 +92,8 @@ def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores) -> Camp
     side = with_map_ingredients(config)  # the funnel's config plus the surfaces and defects of map stacks
     for formula in {*side.slab.ip_materials, *side.defects.materials}:  # a bad formula writes nothing
         bulk_structure(formula)
+    if lock is not None:
+        lock.acquire()
     stores.connect()
     side_plans: list[CandidatePlan] = []
     if side.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
@@ -197,31 +200,32 @@ def run_campaign(config: CampaignConfig, on_start: Callable[[int], None] | None 
 
     The store's lock is held throughout: a second ``coatflow run`` on the same store fails at once.
     """
-    stores = CampaignStores(config)
+    stores, lock = CampaignStores(config), StoreLock(config, command="coatflow run")
     try:
-        with StoreLock(config, command="coatflow run"):
-            campaign = plan_campaign_inputs(config, stores)
-            if on_start:
-                on_start(len(campaign.candidates) + len(campaign.side_plans))
-            workers = min(config.run.workers or default_workers(), max(1, len(campaign.candidates)))
-            if workers > 1:
-                report = run_parallel(campaign, workers, on_candidate)
-            else:
-                plans = itertools.chain((campaign.planner.plan(c) for c in campaign.candidates), campaign.side_plans)
-                report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), _callback(on_candidate))
-            campaign.planner = FunnelPlanner(config, stores.jobs, stores.cache)  # plan again on what is stored now
-            updated = build_candidates(stores, campaign)
-            build_potential_maps(stores)
+        campaign = plan_campaign_inputs(config, stores, lock)
+        if on_start:
+            on_start(len(campaign.candidates) + len(campaign.side_plans))
+        workers = min(config.run.workers or default_workers(), max(1, len(campaign.candidates)))
+        if workers > 1:
+            report = run_parallel(campaign, workers, on_candidate)
+        else:
+            plans = itertools.chain((campaign.planner.plan(c) for c in campaign.candidates), campaign.side_plans)
+            report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), _callback(on_candidate))
+        campaign.planner = FunnelPlanner(config, stores.jobs, stores.cache)  # plan again on what is stored now
+        updated = build_candidates(stores, campaign)
+        build_potential_maps(stores)
     finally:
+        lock.release()
         stores.close()
     return report, updated
 
 
 def build_all(config: CampaignConfig) -> tuple[int, int]:
     """``coatflow build``: (candidate documents changed, potential-map stacks rebuilt)."""
-    stores = CampaignStores(config)
+    stores, lock = CampaignStores(config), StoreLock(config, command="coatflow build")
     try:
-        with StoreLock(config, command="coatflow build"):
-            return build_candidates(stores), build_potential_maps(stores)
+        campaign = plan_campaign_inputs(config, stores, lock)
+        return build_candidates(stores, campaign), build_potential_maps(stores)
     finally:
+        lock.release()
         stores.close()

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import yaml
 
@@ -105,3 +106,39 @@ def test_a_builder_killed_half_way_is_repaired_by_the_next_build(write_config, s
     assert _table(cfg, capsys) == good
     assert main(["build", "-c", cfg]) == 0
     assert capsys.readouterr().out.startswith("0 candidate documents updated")
+
+
+def _keys_computed_twice(cfg) -> list[str]:
+    stores = CampaignStores(load_config(cfg)).connect()
+    try:
+        seen: dict[str, set] = {}
+        for d in stores.jobs.docs_store.query({"metadata.coatflow.key": {"$exists": True}},
+                                              properties=["uuid", "metadata.coatflow.key"]):
+            seen.setdefault(d["metadata"]["coatflow"]["key"], set()).add(d["uuid"])
+        return [k for k, uuids in seen.items() if len(uuids) > 1]
+    finally:
+        stores.close()
+
+
+def test_a_second_run_on_the_same_store_is_refused_and_workers_never_share_a_key(write_config, structure_dir):
+    """Two `coatflow run` at once: the second fails at once naming the first; two workers inside the
+    first share the competing-phase relaxations without computing any key twice."""
+    cfg = write_config(candidates={"source": "files", "paths": [str(structure_dir / "Li2O.cif"),
+                                                                 str(structure_dir / "POSCAR_LiF")]},
+                       run={"stop_after": "phase_stability", "workers": 2})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen([sys.executable, "-m", "coatflow.launchers.cli", "run", "-c", cfg], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = os.path.join(os.path.dirname(cfg), "store", "coatflow.lock")
+    for _ in range(1200):  # until the first run holds the lock (its record names its pid)
+        if os.path.exists(lock) and f'"pid": {first.pid}' in open(lock).read() or first.poll() is not None:
+            break
+        time.sleep(0.1)
+    second = subprocess.run([sys.executable, "-m", "coatflow.launchers.cli", "run", "-c", cfg], env=env,
+                            capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=1800)
+    assert first.returncode == 0, err[-2000:]
+    assert second.returncode == 2
+    assert "in use by coatflow run" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    assert _keys_computed_twice(cfg) == []

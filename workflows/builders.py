@@ -16,10 +16,9 @@ import json
 from collections.abc import Iterator
 
 from maggma.core import Builder, Store
-from monty.json import MontyDecoder
 
 from coatflow.workflows.stages import STAGE_NAMES as STAGES
-from coatflow.workflows.schemas import CandidateDoc, StageResult, StageSummary
+from coatflow.workflows.schemas import CandidateDoc, StageSummary
 
 SURFACES = {"metadata.coatflow.task": "surface_summary"}
 #: Copied from the surface summary (workflows/surfaces.py) into the candidate document.
@@ -30,11 +29,9 @@ def _fingerprint(*parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _as_result(output) -> StageResult:
-    result = MontyDecoder().process_decoded(output)
-    if not isinstance(result, StageResult):
-        result = StageResult(**{k: v for k, v in result.items() if not k.startswith("@")})
-    return result
+def _summary(output: dict) -> StageSummary:
+    """The table's part of a stored verdict, read from the document (its structures are not decoded)."""
+    return StageSummary(**{k: output[k] for k in StageSummary.model_fields if k in output})
 
 
 class CandidateBuilder(Builder):
@@ -107,9 +104,9 @@ class CandidateBuilder(Builder):
         used = []
         for stage in sorted(item["verdicts"], key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES)):
             d = item["verdicts"][stage]
-            r = _as_result(d["output"])
+            r = _summary(d["output"])
             used.append((stage, d["uuid"], d["index"]))
-            cand.stages[stage] = StageSummary(**r.model_dump(include=set(StageSummary.model_fields)))
+            cand.stages[stage] = r
             done = d.get("completed_at")
             if done and (cand.last_job_completed_at is None or done > cand.last_job_completed_at):
                 cand.last_job_completed_at = done

@@ -159,9 +159,18 @@ class FunnelPlanner:
         return new.output, producer.uuid
 
     def gate(self, plan: CandidatePlan, key: str, stage: str, backend: str | None, factory: Callable[[], Job]):
-        """Add a stage-verdict job; returns its output, or None when a stored verdict failed."""
-        out, _ = self.add(plan, key, stage, "verdict", backend, factory)
+        """Add a stage-verdict job; returns its output, or None when a stored verdict failed.
+
+        A stored verdict comes back as a ``StoredVerdict``: its status is read from the document, and the
+        structure it hands on is decoded only if a later stage has work to plan from it.
+        """
         plan.verdict_keys[stage] = key
+        hit = self._hits.get(key) or self._lookup(key)
+        if hit is not None and hit[1] is not None:
+            raw = hit[1] if isinstance(hit[1], dict) else None
+            if raw is not None:
+                return None if raw.get("status") == "failed" else StoredVerdict(raw)
+        out, _ = self.add(plan, key, stage, "verdict", backend, factory)
         if isinstance(out, StageResult) and not out.passed:
             return None
         return out
@@ -171,8 +180,7 @@ class FunnelPlanner:
     def plan(self, cand: Candidate) -> CandidatePlan:
         """The candidate's remaining jobs, stage by stage, up to ``run.stop_after`` or a stored failure."""
         plan = CandidatePlan(cand)
-        root = make_key(cand.material_id, cand.structure.as_dict() if cand.structure else
-                        [(pid, s.as_dict()) for pid, s in cand.prototypes])
+        root = cand.key
         upstream, verdict = root, None
         for stage in self.stages:
             verdict = stage.plan(self, plan, upstream, verdict)
@@ -180,6 +188,32 @@ class FunnelPlanner:
                 break
             upstream = plan.structure_key or root
         return plan
+
+
+class StoredVerdict:
+    """A stored verdict document, decoded into its ``StageResult`` on the first attribute asked for."""
+
+    __slots__ = ("raw", "_obj")
+
+    def __init__(self, raw: dict):
+        self.raw = raw
+        self._obj = None
+
+    @property
+    def status(self) -> str:
+        return self.raw.get("status")
+
+    @property
+    def passed(self) -> bool:
+        return self.raw.get("status") != "failed"
+
+    def decoded(self) -> StageResult:
+        if self._obj is None:
+            self._obj = MontyDecoder().process_decoded(_without_blobs(self.raw))
+        return self._obj
+
+    def __getattr__(self, name):
+        return getattr(self.decoded(), name)
 
 
 def _without_blobs(obj):
@@ -242,39 +276,77 @@ class _FailureCollector(logging.Handler):
             self.messages.append(f"{name}: {last.strip()}")
 
 
+def _verdicts_only(plan: CandidatePlan) -> bool:
+    """Whether every job of the plan is a verdict (no calculation, nothing another candidate could share)."""
+    return all((j.metadata or {}).get("coatflow", {}).get("task") == "verdict"
+               for new in plan.jobs for j in ([new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]))
+
+
+def _run_flow(jobs: list, name: str, job_store: JobStore, work_dir: Path, folders: bool) -> tuple[int, list[str]]:
+    """Run ``jobs`` with jobflow's local manager; (jobs run, "job name: last error line" of each failure)."""
+    collector = _FailureCollector()
+    jf_logger = logging.getLogger("jobflow")
+    saved = jf_logger.level, jf_logger.propagate
+    jf_logger.addHandler(collector)
+    jf_logger.setLevel(logging.INFO)
+    jf_logger.propagate = False
+    try:
+        responses = run_locally(Flow(jobs, name=name), store=job_store, create_folders=folders,
+                                root_dir=str(work_dir), log=False)
+    finally:
+        jf_logger.removeHandler(collector)
+        jf_logger.setLevel(saved[0])
+        jf_logger.propagate = saved[1]
+    return len(responses), collector.messages
+
+
 def run_plans(plans: Iterable[CandidatePlan], job_store: JobStore, work_dir: Path,
-              on_candidate: Callable[[CandidatePlan, int], None] | None = None) -> RunReport:
+              on_candidate: Callable[[CandidatePlan, int], None] | None = None, batch: int = 500) -> RunReport:
     """Run each plan's jobs locally, into the job store.
 
     ``plans`` may be lazy: a generator that plans each candidate just before it runs reuses the
-    work stored by the candidates before it (shared competing phases, the Li reference).
+    work stored by the candidates before it (shared competing phases, the Li reference). So a plan
+    with a calculation runs on its own; plans of verdicts only (a rerun after a threshold changed,
+    say) share nothing and run together, up to ``batch`` candidates per ``run_locally``.
     """
     report = RunReport()
     t0 = time.perf_counter()
     work_dir.mkdir(parents=True, exist_ok=True)
+    pending: list[CandidatePlan] = []
+
+    def run(group: list[CandidatePlan], folders: bool) -> None:
+        if not group:
+            return
+        name = group[0].candidate.material_id if len(group) == 1 else f"{len(group)} candidates"
+        n_done, failures = _run_flow([j for p in group for j in p.jobs], name, job_store, work_dir, folders)
+        report.jobs_run += n_done
+        report.jobs_failed += len(failures)
+        report.errors += [f"{_owner(group, m)}: {m}" for m in failures]
+        for p in group:
+            if on_candidate:
+                on_candidate(p, n_done if len(group) == 1 else len(p.jobs))
+        group.clear()
+
     for plan in plans:
-        cand = plan.candidate
         report.candidates += 1
-        n_done = 0
-        if plan.jobs:
-            collector = _FailureCollector()
-            jf_logger = logging.getLogger("jobflow")
-            saved = jf_logger.level, jf_logger.propagate
-            jf_logger.addHandler(collector)
-            jf_logger.setLevel(logging.INFO)
-            jf_logger.propagate = False
-            try:
-                responses = run_locally(Flow(plan.jobs, name=cand.material_id), store=job_store,
-                                        create_folders=True, root_dir=str(work_dir), log=False)
-            finally:
-                jf_logger.removeHandler(collector)
-                jf_logger.setLevel(saved[0])
-                jf_logger.propagate = saved[1]
-            n_done = len(responses)
-            report.jobs_run += n_done
-            report.jobs_failed += len(collector.messages)
-            report.errors += [f"{cand.material_id}: {m}" for m in collector.messages]
-        if on_candidate:
-            on_candidate(plan, n_done)
+        if not plan.jobs:
+            if on_candidate:
+                on_candidate(plan, 0)
+        elif _verdicts_only(plan):
+            pending.append(plan)
+            if len(pending) >= batch:
+                run(pending, folders=False)
+        else:
+            run(pending, folders=False)
+            run([plan], folders=True)
+    run(pending, folders=False)
     report.wall_time = time.perf_counter() - t0
     return report
+
+
+def _owner(group: list[CandidatePlan], message: str) -> str:
+    """The material a failed job belongs to (job names end with ' [material_id]')."""
+    for p in group:
+        if f"[{p.candidate.material_id}]" in message:
+            return p.candidate.material_id
+    return group[0].candidate.material_id

@@ -41,6 +41,22 @@ class Candidate:
     def predicted(self) -> bool:
         return self.structure is None
 
+    @property
+    def structure_dict(self) -> dict | None:
+        """``structure.as_dict()``, made once (jobs take it as an argument; a dict is cheap for jobflow to scan)."""
+        if "_sd" not in self.__dict__:
+            self.__dict__["_sd"] = self.structure.as_dict() if self.structure is not None else None
+        return self.__dict__["_sd"]
+
+    @property
+    def key(self) -> str:
+        """Hash of the material id and its input structure(s): the root of every job key of the candidate."""
+        if "_key" not in self.__dict__:
+            parts = (self.material_id, self.structure_dict if self.structure else
+                     [(pid, s.as_dict()) for pid, s in self.prototypes])
+            self.__dict__["_key"] = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+        return self.__dict__["_key"]
+
 
 def _require_li(structure_or_formula, where: str) -> None:
     comp = Composition(structure_or_formula.composition if hasattr(structure_or_formula, "composition") else structure_or_formula)

@@ -76,5 +76,5 @@ class DatabaseFilterStage(Stage):
     def plan(self, planner, plan, upstream: str, verdict):
         cand = plan.candidate
         return planner.gate(plan, planner.key(upstream, self.stage, self.key_settings()), self.stage, None,
-                            lambda: database_filter(plan.ident, cand.structure, dict(cand.prototypes),
+                            lambda: database_filter(plan.ident, cand.structure_dict, dict(cand.prototypes),
                                                     cand.mp_properties, self.settings()))
