@@ -120,10 +120,9 @@ def test_supercell_sizes_by_width_and_by_image_distance():
     # the conventional cube (4 cells) has widths 4.24 Å: the smallest cell with every width >= 4 Å
     m = supercell_matrix(fcc, 4.0, 10, measure="width", targets=("sc",))
     assert round(abs(np.linalg.det(m))) == 4 and min(perpendicular_widths(m @ fcc.matrix)) >= 4.0
-    # by image distance the primitive cell already has its images 3 Å apart; 4 Å needs more cells
-    assert round(abs(np.linalg.det(supercell_matrix(fcc, 3.0, 10)))) == 1
-    big = supercell_matrix(fcc, 4.0, 10)
-    assert image_distance(Lattice(big @ fcc.matrix)) >= 4.0
+    # by image distance (primitive cell: images 3 Å apart) 4 Å needs more cells; no 3-cell shape reaches it
+    big = supercell_matrix(fcc, 4.0, 10, targets=("sc",))
+    assert round(abs(np.linalg.det(big))) == 4 and image_distance(Lattice(big @ fcc.matrix)) >= 4.0
     assert supercell_matrix(fcc, 20.0, 10) is None
     assert diagonal_supercell(Lattice.cubic(4.65), 8.0) == [2, 2, 2]
     with pytest.raises(AnalysisError):

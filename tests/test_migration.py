@@ -118,6 +118,9 @@ def test_li2o_vacancy_hop_chgnet_through_planner(tmp_path):
 
     hop_doc = store.query_one({"name": {"$regex": "^neb hop"}}, load=True)
     assert hop_doc["metadata"]["coatflow"]["material_id"] == "test-Li2O"  # run-time jobs are labelled
+    summary_doc = store.query_one({"name": {"$regex": "^migration summary"}}, properties=["metadata"])
+    assert summary_doc["metadata"]["coatflow"] == {"material_id": "test-Li2O", "stage": "migration_barrier",
+                                                   "task": "neb", "backend": "mlip"}  # labels, but not the stage key
     hop = hop_doc["output"]
     assert hop["climbing"] and hop["converged"] and hop["status"] == "converged"
     assert 0 < hop["climbing_image"] < len(hop["energy_profile"]) - 1
@@ -132,9 +135,10 @@ def test_li2o_vacancy_hop_chgnet_through_planner(tmp_path):
     verdict = store.query_one({"metadata.coatflow.task": "verdict", "metadata.coatflow.stage": "migration_barrier"},
                               load=True)["output"]
     assert verdict["status"] == "passed" and verdict["value"] == pytest.approx(hop["forward_barrier"], abs=1e-3)
-    assert verdict["details"]["dimensionality"] == "3D"
+    assert verdict["details"]["dimensionality"] == "3D" and verdict["@class"] == "MigrationBarrierResult"
 
     # rerun: everything is stored, nothing new is planned
     plan2 = CandidatePlan(cand)
     again = mig.plan_migration_barrier(FunnelPlanner(cfg, store), plan2, "upstream-key", upstream)
-    assert plan2.jobs == [] and isinstance(again, StageResult) and again.passed
+    assert plan2.jobs == [] and again.passed and again.status == "passed"
+    assert again.details.dimensionality == "3D"  # the stored verdict decodes into the typed document

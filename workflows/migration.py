@@ -22,7 +22,7 @@ from pymatgen.core import Structure
 from coatflow.makers.registry import get_maker
 from coatflow.workflows.analysis.hops import plan_hops, summarize
 from coatflow.workflows.campaign import make_key, settings_of
-from coatflow.workflows.schemas import MigrationHopResult, StageResult
+from coatflow.workflows.schemas import MigrationHopResult
 from coatflow.workflows.schemas.migration import STAGE, MigrationBarrierResult
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def plan_migration_barrier(planner, plan, upstream_key: str, verdict):
     maker = migration_maker(planner.config)
     mid = plan.candidate.material_id
     key = make_key(upstream_key, "migration", backend, settings_of(maker))
-    if (planner.stored(key) is None and isinstance(verdict, StageResult)
-            and isinstance(verdict.structure, Structure)):
+    if planner.stored(key) is None and isinstance(verdict.structure, Structure):
         # structure known now: say how many NEB jobs this candidate will cost
         hops, _, skipped = plan_hops(verdict.structure, maker.ion, maker.hop_cutoff, maker.min_size,
                                      maker.max_atoms, maker.max_hops, maker.rel_cutoff)
