@@ -171,7 +171,8 @@ def test_decision_pass_fail_and_not_computed():
     assert open_["status"] == "not_computed" and open_["reason"].startswith("CI-NEB unconverged for hop(s) 1")
     none = hp.migration_decision(_summary([], skipped=[{"label": 0, "length": 3.3, "reason": "x"}]), 0.7)
     assert none["status"] == "not_computed" and none["value"] is None
-    assert none["reason"] == "hops up to 4.0 Å (some skipped) do not percolate; raise migration.hop_cutoff / max_hops"
+    assert none["reason"] == ("hops up to 4.0 Å (some skipped) do not percolate; "
+                              "raise migration_barrier.hop_cutoff / max_hops")
     vasp = hp.migration_decision(_summary([_hop(0, None, converged=False, status="inputs_written",
                                                    inputs_dir="/w/neb_hop0")]), 0.7)
     assert vasp["status"] == "not_computed" and vasp["reason"].startswith("VASP NEB inputs written (/w/neb_hop0)")

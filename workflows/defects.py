@@ -51,7 +51,8 @@ def dielectric_input(dielectric, source: str) -> tuple[np.ndarray, str, float | 
     if isinstance(dielectric, dict) and "eps_total" in dielectric:  # as stored (data-store fields not needed)
         s = dielectric.get("settings") or {}
         detail = ", ".join(f"{k} {s[k]}" for k in ("ecut", "kpt_density", "eps_kpt_density", "nbands") if k in s)
-        return ad.dielectric_tensor(dielectric["eps_total"]), f"{GPAW_DIELECTRIC}; {detail}", dielectric.get("elapsed_time")
+        return (ad.dielectric_tensor(dielectric["eps_total"]), f"{GPAW_DIELECTRIC}; {detail}",
+                dielectric.get("elapsed_time"))
     if dielectric is None:
         raise CoatflowError("no dielectric constant: give defects.dielectric or let the gpaw backend compute it")
     return ad.dielectric_tensor(dielectric), source, None

@@ -91,7 +91,8 @@ def check_endpoints(start: Structure, end: Structure, hop: dict) -> None:
         raise AnalysisError(f"hop {hop['label']}: moving atom {k} is {start[k].species_string}, not {ion}")
     d = start[k].distance(end[k])
     if abs(d - hop["length"]) > 0.05:
-        raise AnalysisError(f"hop {hop['label']}: moving {ion} travels {d:.2f} Å, hop length is {hop['length']:.2f} Å")
+        raise AnalysisError(f"hop {hop['label']}: moving {ion} travels {d:.2f} Å, "
+                            f"hop length is {hop['length']:.2f} Å")
     moved = [j for j in range(len(start)) if j != k and start[j].distance(end[j]) > 1e-3]
     if moved:
         raise AnalysisError(f"hop {hop['label']}: {len(moved)} atoms besides the moving {ion} differ between endpoints")
@@ -135,7 +136,7 @@ def plan_hops(structure: Structure, ion: str = "Li", cutoff: float = 4.0, min_si
     if ion not in {el.symbol for el in structure.composition.elements}:
         raise AnalysisError(f"{structure.composition.reduced_formula} has no {ion} to migrate")
     if cutoff <= 0 or min_size <= 0:
-        raise AnalysisError("migration.hop_cutoff and migration.min_size must be positive")
+        raise AnalysisError("migration_barrier.hop_cutoff and migration_barrier.min_size must be positive")
     cell, scaling = host_cell(structure, min_size, max_atoms)
     mg = MigrationGraph.with_distance(cell, ion, max_distance=cutoff)
     graph = {"n_sites": len(mg.only_sites),
@@ -151,13 +152,15 @@ def plan_hops(structure: Structure, ion: str = "Li", cutoff: float = 4.0, min_si
                "epos": [float(x) for x in h["epos"]], "ion": ion, "scaling": scaling,
                "multiplicity": sum(e[3] == h["hop_label"] for e in graph["edges"])}
         if hop["length"] > longest + 1e-6:
-            skipped.append({**hop, "reason": f"longer than migration.rel_cutoff = {rel_cutoff} x the shortest hop"})
+            skipped.append({**hop, "reason": f"longer than migration_barrier.rel_cutoff = {rel_cutoff} x the "
+                                             "shortest hop"})
             continue
         if len(hops) >= max_hops:
-            skipped.append({**hop, "reason": f"beyond migration.max_hops = {max_hops}"})
+            skipped.append({**hop, "reason": f"beyond migration_barrier.max_hops = {max_hops}"})
             continue
         if n_sc - 1 > max_atoms:
-            skipped.append({**hop, "reason": f"supercell of {n_sc - 1} atoms > migration.max_atoms = {max_atoms}"})
+            skipped.append({**hop, "reason": f"supercell of {n_sc - 1} atoms > migration_barrier.max_atoms = "
+                                             f"{max_atoms}"})
             continue
         start, end = vacancy_endpoints(cell, hop, scaling, ion)
         hops.append({"hop": hop, "start": start, "end": end})
@@ -287,5 +290,5 @@ def migration_decision(summary: dict | None, e_max: float, margin: float = 0.1) 
     if e_m is None:
         some = "(some skipped) " if summary["skipped"] else ""
         return {**out, "reason": f"hops up to {summary['settings']['hop_cutoff']} Å {some}do not percolate; "
-                                 "raise migration.hop_cutoff / max_hops"}
+                                 "raise migration_barrier.hop_cutoff / max_hops"}
     return {**out, "status": "failed", "value": value, "unit": "eV", "reason": f"E_m = {e_m:.2f} eV >= {e_max} eV"}
