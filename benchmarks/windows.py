@@ -8,10 +8,19 @@ allows (Li3PS4 from Alexandria PBE, Li2O from MP Li-Co-Ni-O) and reports the res
 
 import os
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
-from coatflow.workflows import thermo
+from pymatgen.core import Composition, Structure
+
+from coatflow.launchers.config import CampaignConfig
+from coatflow.launchers.local import run_campaign
+from coatflow.launchers.stores import CampaignStores
+from coatflow.workflows import reference_data as data
+from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.analysis import thermo
 from coatflow.workflows.errors import CoatflowError
 
 warnings.filterwarnings("ignore")
@@ -20,56 +29,43 @@ PUBLISHED = {"Li7La3Zr2O12": (0.00, 2.91), "Li3PO4": (0.69, 4.21), "Li2PO2N": (0
 
 
 def entries_for(formula):
-    from pymatgen.core import Composition
-
     els = [e.symbol for e in Composition(formula).elements]
     if set(els) <= {"Li", "Co", "Ni", "O"}:
-        return thermo.matterviz_entries()
+        return data.matterviz_entries()
     if set(els) <= {"Li", "P", "S"} and not os.environ.get("MP_API_KEY"):
-        return thermo.alexandria_entries("Li-P-S")
-    return thermo.mp_entries(els)
+        return data.alexandria_entries("Li-P-S")
+    return data.mp_entries(els)
 
 
 for formula, (red, ox) in PUBLISHED.items():
     try:
         entries = entries_for(formula)
-    except CoatflowError as exc:
+        gs = thermo.ground_states(entries)
+        if formula not in gs:
+            raise AnalysisError(f"no {formula} entry")
+        w = thermo.stability_window(gs[formula], entries)
+    except (CoatflowError, AnalysisError) as exc:
         print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  not computed: {exc}")
         continue
-    gs = thermo.ground_states(entries)
-    w = thermo.stability_window(gs[formula], entries) if formula in gs else {"status": "no entry"}
-    if w.get("status") != "computed":
-        print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  not computed: {w.get('reason', w['status'])}")
-        continue
-    print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  {thermo.scale_of(gs[formula]):14s} ({w['reduction_limit']:.2f}, "
-          f"{w['oxidation_limit']:.2f})  deviation ({w['reduction_limit'] - red:+.2f}, {w['oxidation_limit'] - ox:+.2f})")
-mp = thermo.matterviz_entries()
+    print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  {thermo.scale_of(gs[formula]):14s} ({w.reduction_limit:.2f}, "
+          f"{w.oxidation_limit:.2f})  deviation ({w.reduction_limit - red:+.2f}, {w.oxidation_limit - ox:+.2f})")
+mp = data.matterviz_entries()
 w = thermo.stability_window(thermo.ground_states(mp)["Li2O"], mp)
-print(f"Li2O (MP Li-Co-Ni-O data, offline): ({w['reduction_limit']:.2f}, {w['oxidation_limit']:.2f}) -> "
-      f"{w['oxidation_products']};  MP_API_KEY set: {bool(os.environ.get('MP_API_KEY'))}")
+print(f"Li2O (MP Li-Co-Ni-O data, offline): ({w.reduction_limit:.2f}, {w.oxidation_limit:.2f}) -> "
+      f"{w.oxidation_products};  MP_API_KEY set: {bool(os.environ.get('MP_API_KEY'))}")
 
 # --- local scale: the campaign itself relaxes each electrolyte and its competing phases with CHGNet ---
 if "--local" in sys.argv:
-    import tempfile
-    from pathlib import Path
-
-    from pymatgen.core import Composition, Structure
-
-    from coatflow.launchers.config import CampaignConfig
-    from coatflow.launchers.local import run_campaign
-    from coatflow.launchers.stores import CampaignStores
-    from coatflow.workflows.thermo_stages import competing_phases
-
     work = Path(sys.argv[sys.argv.index("--local") + 1] if len(sys.argv) > sys.argv.index("--local") + 1
                 else tempfile.mkdtemp(prefix="coatflow-windows-"))
     (work / "structures").mkdir(parents=True, exist_ok=True)
     shipped = {Composition(f).reduced_formula for f in PUBLISHED}
-    for pid, sd in competing_phases().items():
+    for pid, sd in data.competing_phases().items():
         s = Structure.from_dict(sd)
         if s.composition.reduced_formula in shipped:
             s.to(filename=str(work / "structures" / f"{s.composition.reduced_formula}.json"))
     config = CampaignConfig(base_dir=work, candidates={"source": "files", "paths": ["structures"]},
-                            thresholds={"e_hull_max": 1.0}, run={"stop_after": "stability_window"})
+                            phase_stability={"e_hull_max": 1.0}, run={"stop_after": "stability_window"})
     t0 = time.perf_counter()
     report, _ = run_campaign(config)
     stores = CampaignStores(config).connect()

@@ -1,4 +1,11 @@
-"""Elastic tensor of a relaxed candidate: atomate2's force-field or VASP elastic flow."""
+"""Elastic tensor of a relaxed candidate: atomate2's force-field or VASP elastic flow.
+
+Both flows get the candidate's cell with its symmetry refined and its lattice in the standard orientation
+(``workflows/analysis/elastic.py`` ``symmetrized_standard_cell``): atomate2 adds the images of each computed
+strain under the crystal's Cartesian symmetry operations, and a cell left a few 1e-9 rad off the Cartesian
+axes by a relaxation without symmetry constraints turns those images into spurious strain states (LiF in
+the example campaign: C11 = -3.9e7 GPa).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +14,11 @@ from dataclasses import dataclass, field
 from atomate2.forcefields.flows.elastic import ElasticMaker as ForceFieldElasticMaker
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from atomate2.vasp.flows.elastic import ElasticMaker as VaspElasticMaker
+from pymatgen.core import Structure
 
 from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
 from coatflow.makers.registry import register
+from coatflow.workflows.analysis.elastic import symmetrized_standard_cell
 
 # Symmetry is kept fixed so that the deformed cells stay on the strain states the fit expects.
 _CHGNET = {"force_field_name": "CHGNet", "calculator_meta": CHGNET_CALCULATOR, "fix_symmetry": True, "steps": 500,
@@ -17,7 +26,20 @@ _CHGNET = {"force_field_name": "CHGNet", "calculator_meta": CHGNET_CALCULATOR, "
 
 
 @dataclass
-class MLIPElasticMaker(ForceFieldElasticMaker):
+class _SymmetrizedInput:
+    """Refines the symmetry and orients the lattice of the structure before atomate2's elastic flow."""
+
+    #: refine the symmetry and orient the lattice before the flow (see the module docstring)
+    symmetrize: bool = True
+
+    def make(self, structure: Structure, *args, **kwargs):
+        if self.symmetrize:
+            structure = symmetrized_standard_cell(structure, self.symprec)
+        return super().make(structure, *args, **kwargs)
+
+
+@dataclass
+class MLIPElasticMaker(_SymmetrizedInput, ForceFieldElasticMaker):
     """CHGNet elastic tensor: tight cell relaxation, then fixed-cell relaxations of strained cells."""
 
     name: str = "mlip elastic"
@@ -31,7 +53,7 @@ class MLIPElasticMaker(ForceFieldElasticMaker):
 
 
 @dataclass
-class VASPElasticMaker(VaspElasticMaker):
+class VASPElasticMaker(_SymmetrizedInput, VaspElasticMaker):
     """atomate2's VASP elastic workflow (tight relax + strained relaxations), through custodian."""
 
     name: str = "vasp elastic"

@@ -2,12 +2,15 @@
 
 import json
 
+from conftest import li2o, run_cli
+from jobflow import run_locally
 from pymatgen.core import Composition, Lattice, Structure
 
 from coatflow.launchers.config import load_config
 from coatflow.launchers.stores import CampaignStores
+from coatflow.makers.band_gap import GpawBandGapMaker, gap_of
 from coatflow.workflows.candidates import example_candidates
-from conftest import li2o, run_cli
+from coatflow.workflows.reference_data import competing_phases
 
 
 def lialo2() -> Structure:
@@ -25,7 +28,7 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
     ligao2.structure.to(filename=str(d / "LiGaO2.json"))
     cfg = write_config(candidates={"source": "files", "paths": [str(d)]},
                        run={"stop_after": "interfacial_reactions"},
-                       interfacial={"electrolytes": ["LiF", "Li3YCl6"]})
+                       interfacial_reactions={"electrolytes": ["LiF", "Li3YCl6"]})
     run = run_cli("run", "-c", cfg)
     assert run.returncode == 0, run.stderr[-3000:]
     q = run_cli("query", "-c", cfg, "--json")
@@ -60,10 +63,6 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
 
 
 def test_gpaw_band_gap_of_an_insulator_and_a_metal(tmp_path):
-    from jobflow import run_locally
-
-    from coatflow.makers.band_gap import GpawBandGapMaker, gap_of
-
     li2s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.71), ["S", "Li"], [[0, 0, 0], [0.25] * 3])
     li = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.44), ["Li"], [[0, 0, 0]])
     gaps = {}
@@ -82,14 +81,12 @@ PUBLISHED_WINDOWS = {"Li7La3Zr2O12": (0.00, 2.91), "Li3PO4": (0.69, 4.21), "Li3P
 def test_local_windows_of_electrolytes(tmp_path, write_config):
     """CHGNet on the bundled phases: reduction limits within 0.1 V of the published ones. Oxidation
     limits come out too high (the set lacks P2S5, Li4P2O7, ...), so they are only upper bounds."""
-    from coatflow.workflows.thermo_stages import competing_phases
-
     d = tmp_path / "structures"
     d.mkdir()
     for pid, sd in competing_phases().items():
         if pid.split(":")[0] in PUBLISHED_WINDOWS:
             Structure.from_dict(sd).to(filename=str(d / f"{pid.split(':')[0]}.json"))
-    cfg = write_config(candidates={"source": "files", "paths": [str(d)]}, thresholds={"e_hull_max": 1.0},
+    cfg = write_config(candidates={"source": "files", "paths": [str(d)]}, phase_stability={"e_hull_max": 1.0},
                        run={"stop_after": "stability_window"})
     assert run_cli("run", "-c", cfg).returncode == 0
     docs = {d["formula"]: d["stages"]["stability_window"]["details"] for d in json.loads(

@@ -1,11 +1,18 @@
-"""Interface potential model (workflows/interface_potential.py) on hand-made inputs with known answers."""
+"""Interface potential model (workflows/analysis/interface_potential.py) and cathode voltages
+(workflows/analysis/cathode.py) on hand-made inputs with known answers; the Li | LiF | LiCoO2 stack end to end."""
 
 import numpy as np
 import pytest
+from conftest import run_cli
+from pymatgen.analysis.structure_matcher import StructureMatcher
 
-from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.interface_potential import (
+from coatflow.launchers.config import load_config
+from coatflow.launchers.stores import CampaignStores
+from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.analysis.cathode import cathode_kind, delithiated, host_of, ocv_at, voltage_profile
+from coatflow.workflows.analysis.interface_potential import (
     Cathode, Electrolyte, classify_barrier, stack_potentials, tabulated_fermi_level)
+from coatflow.workflows.surfaces import bulk_structure
 
 PSI_LI = 2.9  # eV, Li work function
 
@@ -95,23 +102,23 @@ def test_li3ps4_like_electrolyte_is_flagged_as_reduced_by_li():
 def test_tabulated_fermi_level_interpolates_and_refuses_to_extrapolate():
     ef = tabulated_fermi_level([0.0, -1.0, -2.0], [3.0, 2.0, 1.5], "X")
     assert ef(-0.5) == pytest.approx(2.5) and ef(-1.5) == pytest.approx(1.75)
-    with pytest.raises(CoatflowError, match="computed for mu_Li"):
+    with pytest.raises(AnalysisError, match="computed for mu_Li"):
         ef(-3.0)
-    with pytest.raises(CoatflowError, match="window"):
+    with pytest.raises(AnalysisError, match="window"):
         _se(1.0, (3.0, 1.0))
 
 
-# -- cathode voltages (workflows/cathode.py) ---------------------------------------------------------------
+# -- cathode voltages (workflows/analysis/cathode.py) ------------------------------------------------------
 
 
 def test_voltage_hull_steps_and_ocv_by_state_of_charge():
-    from coatflow.workflows.cathode import ocv_at, voltage_steps
-
     mu_li = -2.0
     # E(x) per host unit: x = 0, 0.5, 1 on the hull; a second x = 0.5 ordering above it
     points = [(0.0, 0.0), (0.5, -3.0), (0.5, -2.5), (1.0, -5.0)]
-    steps, on_hull = voltage_steps(points, mu_li)
-    assert on_hull == {0.0, 0.5, 1.0}
+    profile = voltage_profile(points, mu_li, "CoO2")
+    steps = profile.steps
+    assert profile.on_hull == [True, True, False, True]
+    assert [(s["x_low"], s["x_high"]) for s in steps] == [(0.0, 0.5), (0.5, 1.0)]
     # V = -[E(hi) - E(lo) - (hi - lo) mu_Li] / (hi - lo)
     assert steps[0]["voltage"] == pytest.approx(-(-3.0 - 0.0 + 0.5 * 2.0) / 0.5)  # 0 -> 0.5: 4.0 V
     assert steps[1]["voltage"] == pytest.approx(-(-5.0 + 3.0 + 0.5 * 2.0) / 0.5)  # 0.5 -> 1: 2.0 V
@@ -119,14 +126,14 @@ def test_voltage_hull_steps_and_ocv_by_state_of_charge():
     assert ocv_at(steps, 0.5) == pytest.approx(4.0)  # 50 %
     assert ocv_at(steps, 0.0) == pytest.approx(4.0)  # fully charged: the last step
     # an intermediate above the hull is skipped: one step 0 -> 1 at the average voltage
-    steps, on_hull = voltage_steps([(0.0, 0.0), (0.5, -1.0), (1.0, -5.0)], mu_li)
-    assert on_hull == {0.0, 1.0} and steps[0]["voltage"] == pytest.approx(3.0)
+    profile = voltage_profile([(0.0, 0.0), (0.5, -1.0), (1.0, -5.0)], mu_li, "CoO2")
+    assert profile.on_hull == [True, False, True] and len(profile.steps) == 1
+    assert profile.steps[0]["voltage"] == pytest.approx(3.0) and profile.average_voltage == pytest.approx(3.0)
+    with pytest.raises(AnalysisError, match="two Li contents"):
+        voltage_profile([(1.0, -5.0)], mu_li, "CoO2")
 
 
 def test_delithiated_cells_of_a_layered_cathode():
-    from coatflow.workflows.cathode import cathode_kind, delithiated, host_of
-    from coatflow.workflows.surfaces import bulk_structure
-
     lco = bulk_structure("LiCoO2")
     assert cathode_kind(lco) == "layered"
     assert cathode_kind(bulk_structure("LiMn2O4")) == "spinel"
@@ -134,12 +141,10 @@ def test_delithiated_cells_of_a_layered_cathode():
     assert host.reduced_formula == "CoO2" and x_max == 1
     half = delithiated(lco, 0.5)
     assert half and all(s.composition.reduced_formula == "Li(CoO2)2" for s in half)
-    from pymatgen.analysis.structure_matcher import StructureMatcher
-
     assert not any(StructureMatcher().fit(a, b) for i, a in enumerate(half) for b in half[i + 1:])
     empty = delithiated(lco, 1.0)
     assert empty[0].composition.reduced_formula == "CoO2"
-    with pytest.raises(CoatflowError, match="fraction"):
+    with pytest.raises(AnalysisError, match="fraction"):
         delithiated(lco, 1.5)
 
 
@@ -148,11 +153,6 @@ def test_delithiated_cells_of_a_layered_cathode():
 
 @pytest.mark.slow
 def test_lif_licoo2_stack_end_to_end(lif_stack):
-    from conftest import run_cli
-
-    from coatflow.launchers.config import load_config
-    from coatflow.launchers.stores import CampaignStores
-
     cfg, run = lif_stack
     stores = CampaignStores(load_config(cfg)).connect()
     try:

@@ -12,7 +12,8 @@ from pymatgen.core import Lattice, Structure
 
 from coatflow.launchers.config import load_config
 from coatflow.launchers.stores import CampaignStores
-from coatflow.workflows import thermo
+from coatflow.workflows import reference_data as data
+from coatflow.workflows.analysis import thermo
 from coatflow.workflows.candidates import mp_query
 from conftest import run_cli
 
@@ -22,8 +23,8 @@ LICOO2_ID = "mp-22526"
 def _fill_cache(cfg_path):
     config = load_config(cfg_path)
     stores = CampaignStores(config).connect()
-    li_co_o = [e for e in thermo.in_chemsys(thermo.matterviz_entries(), ["Li", "Co", "O"])]
-    thermo._cache_put(stores.cache, "mp-entries:Co-Li-O", [e.as_dict() for e in li_co_o])
+    li_co_o = [e for e in thermo.in_chemsys(data.matterviz_entries(), ["Li", "Co", "O"])]
+    data.cache_put(stores.cache, "mp-entries:Co-Li-O", [e.as_dict() for e in li_co_o])
     mp_row = next(e for e in li_co_o if e.data["material_id"] == LICOO2_ID)
     s = Structure.from_spacegroup("R-3m", Lattice.hexagonal(2.82, 14.05), ["Li", "Co", "O"],
                                   [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.26]]).get_primitive_structure()
@@ -38,8 +39,8 @@ def _fill_cache(cfg_path):
 def mp_campaign(tmp_path, write_config, monkeypatch):
     monkeypatch.delenv("MP_API_KEY", raising=False)
     cfg = write_config(candidates={"source": "materials_project", "mp": {"elements": ["Li", "Co", "O"]}},
-                       thermo={"entries": "mp"}, interfacial={"electrolytes": []},
-                       run={"stop_after": "interfacial_reactions"}, thresholds={"exclude": []})
+                       thermo={"entries": "mp"}, interfacial_reactions={"electrolytes": []},
+                       run={"stop_after": "interfacial_reactions"}, database_filter={"exclude": []})
     _fill_cache(cfg)
     return cfg
 
@@ -52,9 +53,9 @@ def test_mp_entries_give_mp_hull_and_window_for_an_mp_candidate(mp_campaign):
     # the candidate is MP's own entry: E_hull and window are MP's, whatever CHGNet thinks of it
     assert st["phase_stability"]["value"] == 0.0 and st["phase_stability"]["details"]["energy_scale"] == "MP2020"
     w = st["stability_window"]["details"]
-    gs = thermo.ground_states(thermo.matterviz_entries())
-    expected = thermo.stability_window(gs["LiCoO2"], thermo.matterviz_entries())
-    assert (w["reduction_limit"], w["oxidation_limit"]) == (expected["reduction_limit"], expected["oxidation_limit"])
+    gs = thermo.ground_states(data.matterviz_entries())
+    expected = thermo.stability_window(gs["LiCoO2"], data.matterviz_entries())
+    assert (w["reduction_limit"], w["oxidation_limit"]) == (expected.reduction_limit, expected.oxidation_limit)
     # LiCoO2 fails the window (reduced at 1.8 V); with a loose window Li would reduce it to metallic Co
     assert st["stability_window"]["status"] == "failed" and "Co" in w["reduction_products"]
 
@@ -76,8 +77,8 @@ def test_mp_entries_refuse_a_chgnet_candidate(tmp_path, write_config, monkeypatc
 
     # once the Li-O entries are cached, the verdict is redone: a CHGNet energy is not on the MP2020 scale
     stores = CampaignStores(load_config(cfg)).connect()
-    li_o = thermo.in_chemsys(thermo.matterviz_entries(), ["Li", "O"])
-    thermo._cache_put(stores.cache, "mp-entries:Li-O", [e.as_dict() for e in li_o])
+    li_o = thermo.in_chemsys(data.matterviz_entries(), ["Li", "O"])
+    data.cache_put(stores.cache, "mp-entries:Li-O", [e.as_dict() for e in li_o])
     stores.close()
     assert run_cli("run", "-c", cfg).returncode == 0
     (doc,) = json.loads(run_cli("query", "-c", cfg, "--json").stdout)

@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from pymatgen.core import Composition
 
+from coatflow.makers.registry import get_maker
+from coatflow.workflows.analysis.cathode import DEFAULT_STATES_OF_CHARGE, cathode_kind, delithiated
+from coatflow.workflows.analysis.interface_potential import (
+    Cathode, Electrolyte, stack_potentials, tabulated_fermi_level)
+from coatflow.workflows.analysis.structures import bcc_li
+from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
+from coatflow.workflows.candidates import Candidate
+from coatflow.workflows.cathode import cathode_voltages
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.interface_potential import Cathode, Electrolyte, stack_potentials, tabulated_fermi_level
 from coatflow.workflows.schemas import PotentialMapDoc
+from coatflow.workflows.surfaces import bulk_structure
 
 SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK = "surface_summary", "defect_thermo", "cathode_voltages"
 
@@ -48,12 +56,6 @@ def with_map_ingredients(config):
 
 def plan_cathode_voltages(config, job_store) -> list:
     """One CandidatePlan per stack cathode: relax the (de)lithiated cells and bcc Li, then ``cathode_voltages``."""
-    from coatflow.makers.registry import get_maker
-    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
-    from coatflow.workflows.candidates import Candidate
-    from coatflow.workflows.cathode import DEFAULT_STATES_OF_CHARGE, cathode_kind, cathode_voltages, delithiated
-    from coatflow.workflows.surfaces import _ELEMENTS, bulk_structure
-
     pm = config.potential_maps
     backend = pm.voltage_backend
     maker = get_maker("relax", backend)  # fails early, naming what is missing
@@ -73,7 +75,7 @@ def plan_cathode_voltages(config, job_store) -> list:
             plans.append(plan)
             continue
         li_out, li_uuid = planner.add(plan, make_key("Li-bcc", "relax", backend, settings), "potential_maps",
-                                      "li_reference", backend, lambda: maker.make(_ELEMENTS["Li"]()))
+                                      "li_reference", backend, lambda: maker.make(bcc_li()))
         relaxed, uuids = {}, [li_uuid]
         for frac in fractions:
             relaxed[str(frac)] = []

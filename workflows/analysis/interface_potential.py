@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.analysis import AnalysisError
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Electrolyte:
 
     def __post_init__(self):
         if self.oxidation_limit < self.reduction_limit:
-            raise CoatflowError(f"{self.formula}: stability window {self.reduction_limit:.2f}–"
+            raise AnalysisError(f"{self.formula}: stability window {self.reduction_limit:.2f}–"
                                 f"{self.oxidation_limit:.2f} V is empty (oxidation limit below reduction limit)")
 
     @property
@@ -55,13 +55,13 @@ def tabulated_fermi_level(mu_li, fermi_level, formula: str = "electrolyte") -> C
     """E_F(μ_Li) by linear interpolation of a computed grid; μ_Li outside the grid is an error."""
     mu, ef = np.asarray(mu_li, float), np.asarray(fermi_level, float)
     if mu.size < 2 or mu.shape != ef.shape:
-        raise CoatflowError(f"{formula}: E_F(mu_Li) needs at least two matching points")
+        raise AnalysisError(f"{formula}: E_F(mu_Li) needs at least two matching points")
     order = np.argsort(mu)
     mu, ef = mu[order], ef[order]
 
     def fermi(m: float) -> float:
         if m < mu[0] - 1e-6 or m > mu[-1] + 1e-6:
-            raise CoatflowError(f"{formula}: E_F(mu_Li) was computed for mu_Li in [{mu[0]:.3f}, {mu[-1]:.3f}] eV, "
+            raise AnalysisError(f"{formula}: E_F(mu_Li) was computed for mu_Li in [{mu[0]:.3f}, {mu[-1]:.3f}] eV, "
                                 f"not at {m:.3f} eV")
         return float(np.interp(m, mu, ef))
 
@@ -91,7 +91,7 @@ def stack_potentials(li_work_function: float, se: Electrolyte, cathode: Cathode,
     which the interfaces take up) carry None for the electrolyte's φ and band edges.
     """
     if n_points < 2:
-        raise CoatflowError("potential_maps.n_points must be at least 2")
+        raise AnalysisError("potential_maps.n_points must be at least 2")
     mu_cathode = -cathode.ocv
     mu_se_anode = float(np.clip(0.0, se.mu_min, se.mu_max))
     mu_se_cathode = float(np.clip(mu_cathode, se.mu_min, se.mu_max))

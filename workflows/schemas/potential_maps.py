@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 
 class CathodeVoltageDoc(BaseModel):
-    """Lithiation energies and open-circuit voltages of one cathode (workflows/cathode.py)."""
+    """Lithiation energies and open-circuit voltages of one cathode (workflows/cathode.py, analysis/cathode.py)."""
 
     material_id: str
     formula: str
@@ -25,7 +25,7 @@ class CathodeVoltageDoc(BaseModel):
 
 
 class PotentialMapDoc(BaseModel):
-    """One Li | electrolyte | cathode stack at one state of charge (workflows/interface_potential.py)."""
+    """One Li | electrolyte | cathode stack at one state of charge (workflows/analysis/interface_potential.py)."""
 
     electrolyte: str
     cathode: str
