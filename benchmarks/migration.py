@@ -81,10 +81,12 @@ def direct(ids: list[str], store: str | None = None, prototypes: list[str] | Non
     from coatflow.launchers.config import CampaignConfig
     from coatflow.makers.relax import MLIPBulkRelaxMaker
     from coatflow.workflows.candidates import load_candidates
-    from coatflow.workflows.migration import migration_maker
+    from coatflow.makers.registry import get_maker
+    from coatflow.workflows.stages.migration_barrier import migration_summary
 
     config = CampaignConfig()
-    maker = migration_maker(config)
+    stage = config.stage("migration_barrier")
+    maker = stage.neb_maker(get_maker("neb", stage.backend))
     cands = {c.material_id: c for c in load_candidates(config, None)}
     relaxed = _relaxed_from_store(store) if store else {}
     work = Path(tempfile.mkdtemp(prefix="coatflow-neb-"))
@@ -107,7 +109,7 @@ def direct(ids: list[str], store: str | None = None, prototypes: list[str] | Non
 
         structure = Structure.from_dict(best[1])
         t0 = time.perf_counter()
-        j = maker.make(structure, mid)
+        j = maker.make(structure, mid, summary=migration_summary)
         run_locally(j, store=jstore, root_dir=str(work), create_folders=True, log=False)
         wall = time.perf_counter() - t0
         doc = jstore.get_output(j.uuid, which="last")

@@ -3,7 +3,7 @@
 ``MigrationMaker.make(structure, summary=...)`` is one job that enumerates the symmetry-distinct Li hops
 (workflows/analysis/hops.py), builds and checks the vacancy endpoints, prints how many NEB jobs follow,
 and replaces itself with one NEB job per hop plus the job ``summary`` makes of their results (the stage
-passes its percolation summary, workflows/migration.py).
+passes its percolation summary, workflows/stages/migration_barrier.py).
 
 Per hop (``NebHopMaker.make``): both endpoints relaxed at fixed cell, IDPP interpolation, then a
 climbing-image NEB (``ase.mep.NEB(climb=True)``) with FIRE. Every image has its own calculator

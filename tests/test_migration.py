@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from coatflow.workflows import migration as mig
+from coatflow.workflows.stages.migration_barrier import MigrationBarrierStage
 from coatflow.workflows.analysis.hops import plan_hops
 
 X, Y, Z = (1, 0, 0), (0, 1, 0), (0, 0, 1)
@@ -24,7 +24,6 @@ def test_verdict_document_is_typed_and_reads_like_before():
     from coatflow.workflows.analysis.hops import summarize
     from coatflow.workflows.schemas import StageSummary
     from coatflow.workflows.schemas.migration import MigrationBarrierResult, MigrationDetails
-    from coatflow.workflows.stages.migration_barrier import MigrationBarrierStage
 
     graph = {"n_sites": 1, "edges": [[0, 0, list(X), 0], [0, 0, list(Y), 0], [0, 0, list(Z), 0]]}
     hop = {"hop_label": 0, "length": 2.33, "forward_barrier": 0.31, "reverse_barrier": 0.3, "converged": True,
@@ -82,7 +81,7 @@ def test_registry_and_config():
     m = get_maker("neb", "mlip")
     assert isinstance(m, MigrationMaker) and m.hop_maker.climb
     cfg = CampaignConfig(migration_barrier={"n_images": 5, "fmax": 0.05, "hop_cutoff": 3.0})
-    tuned = mig.migration_maker(cfg)
+    tuned = cfg.stage("migration_barrier").neb_maker(m)
     assert (tuned.hop_maker.n_images, tuned.hop_maker.fmax, tuned.hop_cutoff) == (5, 0.05, 3.0)
     with pytest.raises(Exception, match="n_images"):
         CampaignConfig(migration_barrier={"n_images": 0})
@@ -111,7 +110,7 @@ def test_li2o_vacancy_hop_chgnet_through_planner(tmp_path):
                            status="passed", structure=s)
     planner = FunnelPlanner(cfg, store)
     plan = CandidatePlan(cand)
-    out = mig.plan_migration_barrier(planner, plan, "upstream-key", upstream)
+    out = cfg.stage("migration_barrier").plan(planner, plan, "upstream-key", upstream)
     assert out is not None and len(plan.jobs) == 2  # enumeration (replaced by NEB jobs) + verdict
     report = run_plans([plan], store, tmp_path)
     assert report.jobs_failed == 0, report.errors
@@ -139,6 +138,6 @@ def test_li2o_vacancy_hop_chgnet_through_planner(tmp_path):
 
     # rerun: everything is stored, nothing new is planned
     plan2 = CandidatePlan(cand)
-    again = mig.plan_migration_barrier(FunnelPlanner(cfg, store), plan2, "upstream-key", upstream)
+    again = cfg.stage("migration_barrier").plan(FunnelPlanner(cfg, store), plan2, "upstream-key", upstream)
     assert plan2.jobs == [] and again.passed and again.status == "passed"
     assert again.details.dimensionality == "3D"  # the stored verdict decodes into the typed document

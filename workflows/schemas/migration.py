@@ -1,4 +1,4 @@
-"""Li migration: the migration_barrier stage's verdict, with typed details (workflows/migration.py)."""
+"""Li migration: the migration_barrier stage's verdict, with typed details (workflows/stages/migration_barrier.py)."""
 
 from __future__ import annotations
 
