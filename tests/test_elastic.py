@@ -17,7 +17,7 @@ from coatflow.makers.elastic import MLIPElasticMaker
 from coatflow.makers.relax import MLIPBulkRelaxMaker
 from coatflow.workflows.analysis.elastic import symmetrized_standard_cell, vrh_moduli
 from coatflow.workflows.candidates import example_candidates
-from coatflow.workflows.elastic import shear_modulus_verdict
+from coatflow.workflows.stages.shear_modulus import shear_modulus_verdict
 from coatflow.workflows.schemas.elastic import ShearModulusResult
 
 

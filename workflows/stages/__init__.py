@@ -32,5 +32,3 @@ STAGES: tuple[type[Stage], ...] = (
 STAGE_NAMES: tuple[str, ...] = tuple(s.stage for s in STAGES)
 
 __all__ = ["STAGES", "STAGE_NAMES", "Stage"]
-
-from coatflow.workflows.stages.bulk_relax import _get  # noqa: E402,F401 - TEMPORARY for workflows/elastic.py

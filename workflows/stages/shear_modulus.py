@@ -1,13 +1,28 @@
-"""Stage 6, shear modulus: G_VRH from the elastic tensor (a stiff coating suppresses Li dendrites)."""
+"""Stage 6, shear modulus: G_VRH from the elastic tensor (a stiff coating suppresses Li dendrites).
+
+The elastic tensor comes from the backend's elastic Maker (makers/elastic.py: atomate2's force-field or
+VASP elastic flow), the moduli from workflows/analysis/elastic.py, the verdict document from
+workflows/schemas/elastic.py (``ShearModulusResult.from_elastic_doc``, after atomate2's
+``ElasticDocument.from_stresses``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Annotated, ClassVar, Literal
 
+from jobflow import Response, job
 from pydantic import Field
 
+from coatflow.workflows.schemas.elastic import ShearModulusResult
 from coatflow.workflows.stages.base import Stage
+
+
+@job(name="shear modulus verdict", output_schema=ShearModulusResult)
+def shear_modulus_verdict(ident: dict, elastic_doc, structure, g_min: float, backend: str, uuid: str) -> Response:
+    r = ShearModulusResult.from_elastic_doc(ident, elastic_doc, g_min=g_min, backend=backend, task_uuids=[uuid],
+                                            structure=structure)
+    return Response(output=r, stop_children=not r.passed)
 
 
 @dataclasses.dataclass
@@ -20,6 +35,9 @@ class ShearModulusStage(Stage):
     backend: Annotated[Literal["mlip", "vasp"], Field(description="elastic tensor: mlip (CHGNet) | vasp")] = "mlip"
 
     def plan(self, planner, plan, upstream: str, verdict):
-        from coatflow.workflows.elastic import plan_shear_modulus  # TEMPORARY: moves here (recut step 3)
-
-        return plan_shear_modulus(planner, plan, upstream, verdict)
+        maker = planner.maker("elastic", self.backend)
+        key = planner.calc_key(upstream, "elastic", self.backend, maker)
+        out, uuid = planner.add(plan, key, self.stage, "elastic", self.backend, lambda: maker.make(verdict.structure))
+        return planner.gate(plan, planner.key(key, "verdict", self.g_vrh_min), self.stage, self.backend,
+                            lambda: shear_modulus_verdict(plan.ident, out, verdict.structure, self.g_vrh_min,
+                                                          self.backend, uuid))
