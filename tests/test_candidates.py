@@ -2,7 +2,7 @@ import pytest
 
 from coatflow.launchers.config import load_config
 from coatflow.workflows.candidates import file_candidates, load_candidates, mp_query, predicted_candidate
-from coatflow.workflows.criteria import PRECIOUS_ELEMENTS, excluded_elements
+from coatflow.workflows.analysis.criteria import PRECIOUS_ELEMENTS, excluded_elements
 from coatflow.workflows.errors import CoatflowError
 
 from conftest import li2o, lif

@@ -17,7 +17,7 @@ import yaml
 from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.transformations.standard_transformations import SubstitutionTransformation
 
-from coatflow.workflows.criteria import EXCLUSION_LISTS
+from coatflow.workflows.analysis.criteria import EXCLUSION_LISTS
 from coatflow.workflows.errors import CoatflowError
 
 #: Published anode-coating picks with no open structure: predicted by prototype substitution.

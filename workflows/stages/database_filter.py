@@ -9,7 +9,7 @@ from jobflow import Response, job
 from pydantic import Field
 from pymatgen.core import Composition
 
-from coatflow.workflows.criteria import excluded_elements  # TEMPORARY: analysis.criteria (helper-4)
+from coatflow.workflows.analysis.criteria import excluded_elements
 from coatflow.workflows.schemas.funnel import DatabaseFilterDetails, DatabaseFilterResult, FilterCheck
 from coatflow.workflows.stages.base import Stage, as_structure, respond
 
