@@ -20,7 +20,7 @@ from multiprocessing import get_context
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.launchers.stores import CampaignStores, StoreLock
-from coatflow.makers.registry import get_maker
+from coatflow.makers.registry import check_backend
 from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, producer_keys, run_plans
 from coatflow.workflows.candidates import Candidate, load_candidates
@@ -29,10 +29,6 @@ from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_in
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
 logger = logging.getLogger(__name__)
-
-#: Tasks the funnel runs, and the config field naming each one's backend.
-FUNNEL_TASKS = ("relax", "elastic", "adsorption", "neb", "band_gap")
-
 
 @dataclass
 class CampaignPlan:
@@ -84,8 +80,9 @@ def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores, lock: S
     Backends are checked and candidates loaded before anything is written; then ``lock`` is taken
     (its file lives in the store folder) and the stores are connected.
     """
-    for task in FUNNEL_TASKS:  # fail before any job starts
-        get_maker(task, getattr(config.backends, task))
+    for stage in config.stages():  # a backend that cannot run here fails before any job starts
+        for task, backend in stage.calculators():
+            check_backend(task, backend)
     if config.candidates.source == "materials_project":
         stores.cache.connect()
     candidates = load_candidates(config, stores.cache)

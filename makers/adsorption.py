@@ -99,7 +99,7 @@ class LiAdsorptionMaker(AdsorptionMaker):
     def requested_dft(self) -> dict:
         """The DFT confirmation ``dft_backend`` asks for: 'pending' (will run), or 'not_run' without a backend.
 
-        Whether that backend can run on this machine is the campaign's check (workflows/adsorption.py).
+        Whether that backend can run on this machine is the campaign's check (workflows/stages/li_adsorption.py).
         """
         if not self.dft_backend:
             return {"status": "not_run", "reason": "no DFT backend configured (adsorption.dft_backend)"}

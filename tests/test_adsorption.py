@@ -12,7 +12,6 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.makers import adsorption as mk
-from coatflow.workflows.adsorption import plan_li_adsorption
 from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.analysis.adsorption_sites import adslab, enumerate_sites
 from coatflow.workflows.analysis.slabs import candidate_slabs
@@ -68,7 +67,7 @@ def campaign(tmp_path_factory):
     verdict = StageResult(material_id="test-Li2O", formula="Li2O", stage="stability_window", status="passed",
                           structure=li2o)
     plan = CandidatePlan(cand)
-    plan_li_adsorption(planner, plan, make_key("test-Li2O"), verdict)
+    cfg.stage("li_adsorption").plan(planner, plan, make_key("test-Li2O"), verdict)
     try:
         run_plans([plan], store, tmp_path_factory.mktemp("runs"))
     finally:
@@ -141,6 +140,7 @@ def test_rerun_adds_no_documents(campaign):
     planner, store, cand, verdict = campaign
     before = store.count()
     plan = CandidatePlan(cand)
-    out = plan_li_adsorption(planner, plan, make_key("test-Li2O"), verdict)
-    assert plan.jobs == [] and isinstance(out, LiAdsorptionResult) and isinstance(out, StageResult)
+    out = planner.config.stage("li_adsorption").plan(planner, plan, make_key("test-Li2O"), verdict)
+    assert plan.jobs == [] and out.passed  # the stored verdict, decoded only when asked
+    assert isinstance(out.decoded(), LiAdsorptionResult) and isinstance(out.decoded(), StageResult)
     assert store.count() == before

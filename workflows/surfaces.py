@@ -180,7 +180,7 @@ def bulk_structure(formula: str) -> Structure:
 def plan_surfaces(config, job_store) -> list:
     """One CandidatePlan per requested IP material: relax -> bulk reference -> slabs -> summary."""
     sc = config.slab
-    backend = config.backends.slab
+    backend = config.slab.backend
     if backend != "gpaw":
         raise CoatflowError(f"ionization potentials run on the gpaw backend only (backends.slab is '{backend}')")
     settings = {**sc.model_dump(exclude={"ip_materials"}), "backend": backend}

@@ -2,7 +2,7 @@
 vacuum plateaus and the bulk alignment of band edges.
 
 Both the surfaces stage (ionization potentials, workflows/surfaces.py) and the Li adsorption stage
-(workflows/adsorption.py) cut their slabs with :func:`generate_slabs`. They differ only in two
+(workflows/stages/li_adsorption.py) cut their slabs with :func:`generate_slabs`. They differ only in two
 explicit settings: the surfaces stage gives the thickness in Å and cuts the primitive cell (fewer
 atoms per slab: Li2O(111), three Li-O-Li trilayers, is 9 atoms instead of 36 from the conventional
 cell), the adsorption stage gives the thickness in d_hkl planes and cuts the conventional cell.

@@ -36,6 +36,10 @@ class Stage(Maker):
         """The stage's config fields and their values."""
         return {f: getattr(self, f) for f in config_fields(type(self))}
 
+    def calculators(self) -> list[tuple[str, str]]:
+        """(task, backend) of each calculator the stage runs (checked before any job starts)."""
+        return []
+
     def key_settings(self) -> dict[str, Any]:
         """What the stage's verdict key depends on: by default every setting."""
         return self.settings()

@@ -74,6 +74,9 @@ class BulkRelaxStage(Stage):
     backend: Annotated[Backend, Field(description="calculator: mlip (CHGNet, offline) | vasp (custodian) | gpaw")] \
         = "mlip"
 
+    def calculators(self) -> list[tuple[str, str]]:
+        return [("relax", self.backend)]
+
     def plan(self, planner, plan, upstream: str, verdict):
         """Relax; the relaxation's key becomes ``plan.structure_key``, from which later calculations derive."""
         maker = planner.maker("relax", self.backend)

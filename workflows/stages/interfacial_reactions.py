@@ -41,6 +41,9 @@ class InterfacialReactionsStage(Stage):
         coating = [v for k, v in (details.get("pairs") or {}).items() if not k.startswith("Li |")]
         return f" {sum(v['status'] == 'computed' for v in coating)}/{len(coating)} pairs" if coating else ""
 
+    def calculators(self) -> list[tuple[str, str]]:
+        return [("band_gap", self.band_gap_backend)]
+
     def plan(self, planner, plan, upstream: str, verdict):
         from coatflow.workflows.thermo_stages import plan_interfacial_reactions  # TEMPORARY (recut step 3)
 

@@ -75,6 +75,9 @@ class MigrationBarrierStage(Stage):
         return dataclasses.replace(maker, hop_maker=hop, hop_cutoff=self.hop_cutoff, rel_cutoff=self.rel_cutoff,
                                    min_size=self.min_size, max_atoms=self.max_atoms, max_hops=self.max_hops)
 
+    def calculators(self) -> list[tuple[str, str]]:
+        return [("neb", self.backend)]
+
     def plan(self, planner, plan, upstream: str, verdict):
         """CI-NEB of every symmetry-distinct Li hop, then E_m < migration_barrier_max."""
         maker = self.neb_maker(planner.maker("neb", self.backend))

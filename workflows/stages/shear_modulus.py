@@ -34,6 +34,9 @@ class ShearModulusStage(Stage):
     g_vrh_min: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False, description="GPa")] = 35.0
     backend: Annotated[Literal["mlip", "vasp"], Field(description="elastic tensor: mlip (CHGNet) | vasp")] = "mlip"
 
+    def calculators(self) -> list[tuple[str, str]]:
+        return [("elastic", self.backend)]
+
     def plan(self, planner, plan, upstream: str, verdict):
         maker = planner.maker("elastic", self.backend)
         key = planner.calc_key(upstream, "elastic", self.backend, maker)
