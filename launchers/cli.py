@@ -13,6 +13,7 @@ from coatflow.launchers.fireworks import resume, status, submit
 from coatflow.launchers.local import build_all, run_campaign
 from coatflow.launchers.stores import CampaignStores
 from coatflow.workflows.builders import newest_by_formula, rank_candidates
+from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.stages import STAGES
 
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(logging.WARNING)
     try:
         return args.func(args)
-    except CoatflowError as exc:
+    except (CoatflowError, AnalysisError) as exc:  # bad input: one line, rc 2
         print(f"coatflow: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
