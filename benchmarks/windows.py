@@ -37,25 +37,28 @@ def entries_for(formula):
     return data.mp_entries(els)
 
 
-for formula, (red, ox) in PUBLISHED.items():
-    try:
-        entries = entries_for(formula)
-        gs = thermo.ground_states(entries)
-        if formula not in gs:
-            raise AnalysisError(f"no {formula} entry")
-        w = thermo.stability_window(gs[formula], entries)
-    except (CoatflowError, AnalysisError) as exc:
-        print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  not computed: {exc}")
-        continue
-    print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  {thermo.scale_of(gs[formula]):14s} ({w.reduction_limit:.2f}, "
-          f"{w.oxidation_limit:.2f})  deviation ({w.reduction_limit - red:+.2f}, {w.oxidation_limit - ox:+.2f})")
-mp = data.matterviz_entries()
-w = thermo.stability_window(thermo.ground_states(mp)["Li2O"], mp)
-print(f"Li2O (MP Li-Co-Ni-O data, offline): ({w.reduction_limit:.2f}, {w.oxidation_limit:.2f}) -> "
-      f"{w.oxidation_products};  MP_API_KEY set: {bool(os.environ.get('MP_API_KEY'))}")
+def offline_windows() -> None:
+    """Shipped data offline, MP entries with MP_API_KEY (or cached)."""
+    for formula, (red, ox) in PUBLISHED.items():
+        try:
+            entries = entries_for(formula)
+            gs = thermo.ground_states(entries)
+            if formula not in gs:
+                raise AnalysisError(f"no {formula} entry")
+            w = thermo.stability_window(gs[formula], entries)
+        except (CoatflowError, AnalysisError) as exc:
+            print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  not computed: {exc}")
+            continue
+        print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  {thermo.scale_of(gs[formula]):14s} ({w.reduction_limit:.2f}, "
+              f"{w.oxidation_limit:.2f})  deviation ({w.reduction_limit - red:+.2f}, {w.oxidation_limit - ox:+.2f})")
+    mp = data.matterviz_entries()
+    w = thermo.stability_window(thermo.ground_states(mp)["Li2O"], mp)
+    print(f"Li2O (MP Li-Co-Ni-O data, offline): ({w.reduction_limit:.2f}, {w.oxidation_limit:.2f}) -> "
+          f"{w.oxidation_products};  MP_API_KEY set: {bool(os.environ.get('MP_API_KEY'))}")
 
-# --- local scale: the campaign itself relaxes each electrolyte and its competing phases with CHGNet ---
-if "--local" in sys.argv:
+
+def local_windows() -> None:
+    """The campaign itself relaxes each electrolyte and its competing phases with CHGNet (local scale)."""
     work = Path(sys.argv[sys.argv.index("--local") + 1] if len(sys.argv) > sys.argv.index("--local") + 1
                 else tempfile.mkdtemp(prefix="coatflow-windows-"))
     (work / "structures").mkdir(parents=True, exist_ok=True)
@@ -82,3 +85,9 @@ if "--local" in sys.argv:
         print(f"{formula:14s} published ({red:.2f}, {ox:.2f})  CHGNet+MP2020 ({d['reduction_limit']:.2f}, "
               f"{d['oxidation_limit']:.2f})  deviation ({d['reduction_limit'] - red:+.2f}, {d['oxidation_limit'] - ox:+.2f})"
               f"  E_hull {1000 * d['e_above_hull']:.0f} meV/atom")
+
+
+if __name__ == "__main__":  # the campaign's workers re-import this module
+    offline_windows()
+    if "--local" in sys.argv:
+        local_windows()
