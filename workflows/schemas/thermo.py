@@ -3,6 +3,7 @@ and the relaxed energies they are computed from."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -88,9 +89,7 @@ class StabilityWindowDetails(BaseModel):
 
     @classmethod
     def from_window(cls, w: StabilityWindow, energy_scale: str | None = None) -> StabilityWindowDetails:
-        return cls(reduction_limit=w.reduction_limit, oxidation_limit=w.oxidation_limit,
-                   reduction_products=w.reduction_products, oxidation_products=w.oxidation_products,
-                   e_above_hull=w.e_above_hull, shifted_to_hull=w.shifted_to_hull, energy_scale=energy_scale)
+        return cls(**dataclasses.asdict(w), energy_scale=energy_scale)
 
 
 class StabilityWindowResult(StageResult):
