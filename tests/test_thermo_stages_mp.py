@@ -84,4 +84,4 @@ def test_mp_entries_refuse_a_chgnet_candidate(tmp_path, write_config, monkeypatc
     (doc,) = json.loads(run_cli("query", "-c", cfg, "--json").stdout)
     ps = doc["stages"]["phase_stability"]
     assert ps["status"] == "not_computed" and "not a Materials Project material" in ps["reason"]
-    assert "backends.relax: vasp" in ps["reason"]
+    assert "bulk_relax.backend: vasp" in ps["reason"]

@@ -17,6 +17,7 @@ workflows/analysis/defects.py; this module plans the calculations and turns thei
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import numpy as np
@@ -28,14 +29,14 @@ from coatflow.makers.defects import GpawDefectMaker
 from coatflow.makers.dielectric import GpawDielectricMaker
 from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, GpawRelaxMaker
 from coatflow.makers.registry import get_maker
-from coatflow.workflows import thermo
+from coatflow.workflows.analysis import AnalysisError, thermo
 from coatflow.workflows.analysis import defects as ad
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, make_key, settings_of
 from coatflow.workflows.candidates import Candidate
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import DefectCalcDoc, DefectChargeState, DefectThermoDoc, DielectricDoc, FermiPoint
 from coatflow.workflows.surfaces import _ELEMENTS, bulk_structure
-from coatflow.workflows.thermo_stages import LOCAL_SCALE, _entries, phase_key, phases_for
+from coatflow.workflows.phase_diagrams import LOCAL_SCALE, entries_on_scale, phase_key, phases_for
 
 CONFIG_DIELECTRIC = "config (defects.dielectric)"
 GPAW_DIELECTRIC = "gpaw (Berry-phase Born charges + Gamma phonons + RPA eps_inf with local fields)"
@@ -135,14 +136,15 @@ def _li_energy(li) -> float:
 
 def stability_limits(cand_doc, phase_docs) -> tuple[dict, object]:
     """The stability-window stage's Li window and phase diagram, from CHGNet-relaxed outputs."""
-    cand, entries = _entries(cand_doc, phase_docs)
+    cand, entries = entries_on_scale(cand_doc, phase_docs)
     missing = thermo.covers(entries, cand.composition.elements)
     if missing:
         raise CoatflowError(f"no elemental reference for {', '.join(missing)} in the local phase set")
-    w = thermo.stability_window(cand, entries)
-    if w["status"] != "computed":
-        raise CoatflowError(f"{cand.composition.reduced_formula}: {w['reason']}")
-    target, _ = thermo._on_hull(cand, entries)
+    try:
+        w = dataclasses.asdict(thermo.stability_window(cand, entries))
+    except AnalysisError as exc:
+        raise CoatflowError(f"{cand.composition.reduced_formula}: {exc}") from None
+    target, _ = thermo.on_hull(cand, entries)
     pd = thermo.phase_diagram([*thermo.in_chemsys(entries, cand.composition.elements), target])
     window = {**{k: w[k] for k in ("reduction_limit", "oxidation_limit", "reduction_products",
                                    "oxidation_products", "e_above_hull")},
@@ -270,7 +272,7 @@ def plan_defects(config, job_store) -> list:
         for pid, sd in phases_for(structure.composition.elements).items():
             m = replace(mlip, relax_cell=False) if sd.get("molecule") else mlip  # a dimer in a box
             st = Structure.from_dict(sd)
-            phase_outs[pid], _ = planner.add(plan, phase_key(pid, "mlip", m), "defects", "relax", "mlip",
+            phase_outs[pid], _ = planner.add(plan, phase_key(planner, pid, "mlip", m), "defects", "relax", "mlip",
                                              lambda m=m, st=st: m.make(st))
         meta = {"key": skey, "material_id": mid, "stage": "defects", "backend": backend}
         if isinstance(r_out, OutputReference):  # relax still to run: plan the defects after it

@@ -1,13 +1,29 @@
-"""Stage 5, interfacial reactions: the coating against Li metal and each solid electrolyte."""
+"""Stage 5, interfacial reactions: the coating against Li metal and each solid electrolyte.
+
+Each pair gets its own pseudo-binary reaction (workflows/analysis/thermo.py ``interfacial_reaction``, on
+the energies of workflows/phase_diagrams.py); every product is classified by its band gap: shipped
+Alexandria PBE gaps, MP gaps (``thermo.entries: mp``), gaps this campaign stored, else one band-gap job per
+product (``band_gap_backend``), which the reactions job adds at run time and which every later candidate
+finds by key. Products with an open 4f shell get no PBE gap (it is unreliable) and stay unknown, saying why.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 from typing import Annotated, ClassVar, Literal
 
+from jobflow import Flow, Response, job
 from pydantic import AfterValidator, Field
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition, Element, Structure
 
+from coatflow.workflows import reference_data
+from coatflow.workflows.analysis import AnalysisError, thermo
+from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.phase_diagrams import (
+    entries_on_scale, entries_state, phase_inputs, phase_key, phases_for, respond, stage_key)
+from coatflow.workflows.schemas.thermo import (
+    InterfacialReactions, InterfacialReactionsResult, PairReaction, ProductGap, RelaxedEnergy)
 from coatflow.workflows.stages.base import Stage
 
 
@@ -20,6 +36,103 @@ def _formulas(formulas: list[str]) -> list[str]:
         if not ok:  # pymatgen reads unknown symbols such as 'Xq' as dummy species
             raise ValueError(f"'{f}' is not a chemical formula")
     return formulas
+
+
+def _pair(a: str, b: str, pool, gaps: dict[str, ProductGap], gap_min: float) -> PairReaction:
+    """The reaction of ``a`` and ``b`` on the entries of their chemical system: one small phase diagram per pair."""
+    entries = thermo.in_chemsys(pool, {*Composition(a).elements, *Composition(b).elements})
+    numbers = {f: g.band_gap for f, g in gaps.items()}
+    try:
+        return PairReaction.from_reaction(thermo.interfacial_reaction(a, b, entries, numbers, gap_min), gaps)
+    except AnalysisError as exc:
+        return PairReaction.not_computed(str(exc))
+
+
+def _pairs(cand, pool, partners, gaps: dict[str, ProductGap], gap_min: float) -> dict[str, PairReaction]:
+    """The candidate against Li and each partner, and Li against each partner (what the coating prevents)."""
+    formula = cand.composition.reduced_formula
+    have = {e.composition.reduced_formula for e in pool}
+    pairs = {}
+    for a, others in ((formula, ("Li", *partners)), ("Li", partners)):
+        for other in others:
+            f = Composition(other).reduced_formula
+            pairs[f"{a} | {other}"] = (_pair(a, other, pool, gaps, gap_min) if f in have else
+                                       PairReaction.not_computed(f"no {f} entry on the {thermo.scale_of(cand)} scale"))
+    return pairs
+
+
+def _unknown_products(pairs: dict[str, PairReaction]) -> set[str]:
+    """Compound products of the coating's pairs that have no band gap yet."""
+    return {p for k, v in pairs.items() if v.status == "computed" and not k.startswith("Li |")
+            for p, c in v.product_class.items() if c == "unknown"}
+
+
+@job(name="interfacial reactions")  # no output_schema: it may replace itself by band-gap jobs and a rerun
+def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, gap_jobs=None, source=None,
+                          _after=None):
+    """Reaction of the candidate with Li and each partner, and the band gap of every product.
+
+    ``_after`` (the previous verdict's structure) makes this job a child of that verdict, so a candidate
+    that failed the window never pays for band-gap jobs.
+
+    ``known_gaps`` maps formulas to ProductGaps or band_gap job outputs (shipped data, or gaps this campaign
+    stored). ``gap_jobs`` is (maker, {phase id: job key}, labels): products still without a gap get one job
+    each, then this job runs again with their outputs and without ``gap_jobs``.
+    """
+    gaps = {f: ProductGap.from_calc(g) for f, g in known_gaps.items()}
+    try:
+        cand, entries = entries_on_scale(cand_doc, phase_docs, source)
+    except (CoatflowError, AnalysisError) as exc:
+        return InterfacialReactions(error=str(exc))
+    pool = [*entries, cand]
+    pairs = _pairs(cand, pool, partners, gaps, gap_min)
+    unknown = _unknown_products(pairs) - set(gaps)
+    if unknown and gap_jobs:
+        maker, keys, labels = gap_jobs
+        best = thermo.ground_states(pool)
+        jobs, new = [], {}
+        for f in sorted(unknown):
+            pid = best[f].entry_id
+            if pid not in keys:  # the candidate itself: its gap comes from the database filter
+                continue
+            j = maker.make(RelaxedEnergy.from_task_doc(phase_docs[pid]).structure)
+            j.name = f"{j.name} {f}"
+            j.update_metadata({"coatflow": {**labels, "task": "band_gap", "key": keys[pid]}})
+            jobs.append(j)
+            new[f] = j.output
+        if jobs:
+            again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**gaps, **new}, source=source)
+            return Response(replace=Flow([*jobs, again], output=again.output))
+    used = {p for v in pairs.values() if v.status == "computed" for p in v.products}
+    return InterfacialReactions(pairs=pairs, band_gaps={f: g for f, g in gaps.items() if f in used})
+
+
+@job(name="interfacial reactions verdict", output_schema=InterfacialReactionsResult)
+def interfacial_verdict(ident, reactions, structure, gap_min):
+    result = InterfacialReactionsResult.from_reactions(ident, InterfacialReactions.model_validate(reactions), gap_min,
+                                                       structure=structure)
+    return respond(result)
+
+
+def _known_gaps(planner, source, elements, keys) -> dict[str, ProductGap]:
+    """Band gaps known before the stage runs: shipped Alexandria data, MP (mp kind), gaps stored by key.
+
+    Phases with an open 4f shell get no computed gap (``thermo.OPEN_4F``): their gap stays unknown, with why.
+    """
+    known = {f: ProductGap(band_gap=g, source="Alexandria PBE (shipped)")
+             for f, g in reference_data.alexandria_band_gaps().items()}
+    if source["kind"] == "mp" and "entries" in source:
+        best = thermo.ground_states(reference_data.decode_entries(source["entries"]))
+        ids = {e.data.get("material_id"): f for f, e in best.items() if e.data.get("material_id")}
+        for mid, gap in reference_data.mp_band_gaps(ids, planner.cache).items():
+            known[ids[mid]] = ProductGap(band_gap=gap, source=f"Materials Project ({mid})")
+    for pid, key in keys.items():
+        formula = Structure.from_dict(phases_for(elements)[pid]).composition.reduced_formula
+        if thermo.has_open_4f(formula):
+            known[formula] = ProductGap(reason=thermo.OPEN_4F_NOTE)
+        elif (stored := planner.stored(key)) is not None:
+            known[formula] = ProductGap.from_calc(stored[0])
+    return known
 
 
 @dataclasses.dataclass
@@ -45,6 +158,25 @@ class InterfacialReactionsStage(Stage):
         return [("band_gap", self.band_gap_backend)]
 
     def plan(self, planner, plan, upstream: str, verdict):
-        from coatflow.workflows.thermo_stages import plan_interfacial_reactions  # TEMPORARY (recut step 3)
-
-        return plan_interfacial_reactions(planner, plan, upstream, verdict)
+        """Reactions with Li and the configured electrolytes, on the union of their chemical systems."""
+        partners = self.electrolytes
+        elements = {*Composition(plan.candidate.formula).elements, Element("Li"),
+                    *(el for f in partners for el in Composition(f).elements)}
+        cand, phases, _, source = phase_inputs(planner, plan, upstream, verdict, elements)
+        relax_backend, gap_backend = planner.config.bulk_relax.backend, self.band_gap_backend
+        relax_maker, gap_maker = planner.maker("relax", relax_backend), planner.maker("band_gap", gap_backend)
+        keys = {}
+        for pid in phases:
+            m = replace(relax_maker, relax_cell=False) if phases_for(elements)[pid].get("molecule") else relax_maker
+            keys[pid] = planner.calc_key(phase_key(planner, pid, relax_backend, m), "band_gap", gap_backend, gap_maker)
+        known = _known_gaps(planner, source, elements, keys)
+        labels = {"material_id": plan.candidate.material_id, "stage": self.stage, "backend": gap_backend}
+        gap_min = self.insulator_gap_min
+        base = stage_key(planner, upstream, self.stage, partners, gap_backend, sorted(phases), entries_state(source),
+                         sorted(thermo.OPEN_4F))
+        reactions, _ = planner.add(
+            plan, planner.key(base, "reactions", gap_min), self.stage, "reactions", source["backend"],
+            lambda: interfacial_reactions(cand, phases, partners, gap_min, known, (gap_maker, keys, labels),
+                                          source=source, _after=verdict.structure))
+        return planner.gate(plan, planner.key(base, "verdict", gap_min), self.stage, source["backend"],
+                            lambda: interfacial_verdict(plan.ident, reactions, verdict.structure, gap_min))
