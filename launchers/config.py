@@ -10,7 +10,6 @@ and the Materials Project key from ``MP_API_KEY``.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -284,37 +283,6 @@ class _CampaignBase(_Strict):
     def stages(self) -> list[Stage]:
         """Every configured stage, in funnel order."""
         return [self.stage(n) for n in STAGE_NAMES]
-
-    # -- views for the stage code written before the recut (removed as it moves into workflows/stages/) --
-    @property
-    def thresholds(self):
-        vals = {"band_gap_min": self.database_filter.band_gap_min, "exclude": self.database_filter.exclude,
-                "e_hull_max": self.phase_stability.e_hull_max, "g_vrh_min": self.shear_modulus.g_vrh_min,
-                "reduction_limit_max": self.stability_window.reduction_limit_max,
-                "oxidation_limit_min": self.stability_window.oxidation_limit_min,
-                "e_ads_max": self.li_adsorption.e_ads_max,
-                "insulator_gap_min": self.interfacial_reactions.insulator_gap_min,
-                "migration_barrier_max": self.migration_barrier.migration_barrier_max}
-        return SimpleNamespace(**vals, model_dump=lambda: dict(vals))
-
-    @property
-    def backends(self):
-        return SimpleNamespace(relax=self.bulk_relax.backend, elastic=self.shear_modulus.backend,
-                               adsorption=self.li_adsorption.backend, neb=self.migration_barrier.backend,
-                               band_gap=self.interfacial_reactions.band_gap_backend, slab=self.slab.backend,
-                               defects=self.defects.backend)
-
-    @property
-    def adsorption(self):
-        return self.li_adsorption
-
-    @property
-    def migration(self):
-        return self.migration_barrier
-
-    @property
-    def interfacial(self):
-        return self.interfacial_reactions
 
 
 CampaignConfig = create_model(

@@ -24,7 +24,6 @@ from coatflow.makers.registry import check_backend
 from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, producer_keys, run_plans
 from coatflow.workflows.candidates import Candidate, load_candidates
-from coatflow.workflows.defects import plan_defects
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
@@ -96,6 +95,8 @@ def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores, lock: S
     if side.slab.ip_materials:  # ionization potentials / work functions (workflows/surfaces.py)
         side_plans += plan_surfaces(side, stores.jobs)
     if side.defects.materials:  # charged defects and E_F(mu_Li) (workflows/defects.py)
+        from coatflow.workflows.defects import plan_defects  # GPAW and atomate2's ASE jobs: only when asked for
+
         side_plans += plan_defects(side, stores.jobs)
     if side.potential_maps.stacks:  # cathode voltages (workflows/potential_maps.py)
         side_plans += plan_cathode_voltages(side, stores.jobs)

@@ -98,7 +98,6 @@ class FunnelPlanner:
         self.config = config
         self.store = job_store
         self.cache = cache  # Materials Project entries and band gaps (thermo.entries: mp)
-        self.thresholds = config.thresholds.model_dump()
         self._hits: dict[str, tuple] = {}
         self._makers: dict[tuple[str, str], Maker] = {}
         self.stages = config.stages()  # the configured Stage Makers, in funnel order
