@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from atomate2.forcefields.flows.elastic import ElasticMaker as ForceFieldElasticMaker
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from atomate2.vasp.flows.elastic import ElasticMaker as VaspElasticMaker
+from jobflow import Flow, OutputReference, job
 from pymatgen.core import Structure
 
 from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
@@ -32,10 +33,21 @@ class _SymmetrizedInput:
     #: refine the symmetry and orient the lattice before the flow (see the module docstring)
     symmetrize: bool = True
 
-    def make(self, structure: Structure, *args, **kwargs):
-        if self.symmetrize:
-            structure = symmetrized_standard_cell(structure, self.symprec)
-        return super().make(structure, *args, **kwargs)
+    def make(self, structure: Structure | OutputReference, *args, **kwargs):
+        if not self.symmetrize:
+            return super().make(structure, *args, **kwargs)
+        if isinstance(structure, Structure):
+            return super().make(symmetrized_standard_cell(structure, self.symprec), *args, **kwargs)
+        # the output of an earlier job (the campaign's relaxation): symmetrized when it exists
+        prep = symmetrized_cell(structure, self.symprec)
+        flow = super().make(prep.output, *args, **kwargs)
+        return Flow([prep, flow], output=flow.output, name=flow.name)
+
+
+@job(name="symmetrized standard cell")
+def symmetrized_cell(structure: Structure, symprec: float) -> Structure:
+    """``analysis.elastic.symmetrized_standard_cell`` as a job, for a structure known only at run time."""
+    return symmetrized_standard_cell(structure, symprec)
 
 
 @dataclass

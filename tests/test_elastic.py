@@ -96,3 +96,20 @@ def test_unstable_tensor_is_not_computed_rather_than_a_shear_modulus():
     assert result.value is None and result.details.lowest_eigenvalue == -5.0
     missing = ShearModulusResult.from_elastic_doc(ident, {}, g_min=35.0, backend="mlip")
     assert missing.status == "not_computed" and missing.reason == "no elastic tensor in the elastic document"
+
+
+def test_the_elastic_flow_takes_a_structure_known_only_at_run_time():
+    """In the funnel the relaxed cell is an output reference when the elastic flow is planned: the
+    symmetrization then runs as the flow's first job (planning must not touch the structure)."""
+    from jobflow import Flow, job
+
+    from coatflow.makers.elastic import MLIPElasticMaker
+
+    @job
+    def relaxed():
+        return None
+
+    upstream = relaxed()
+    flow = MLIPElasticMaker().make(upstream.output)
+    names = [j.name for j, _ in flow.iterflow()]
+    assert isinstance(flow, Flow) and names[0] == "symmetrized standard cell" and len(names) > 2
