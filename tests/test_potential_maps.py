@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Lattice, Structure
 
 from coatflow.launchers.config import load_config
 from coatflow.launchers.stores import CampaignStores
@@ -12,6 +13,7 @@ from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.analysis.cathode import cathode_kind, delithiated, host_of, ocv_at, voltage_profile
 from coatflow.workflows.analysis.interface_potential import (
     Cathode, Electrolyte, classify_barrier, stack_potentials, tabulated_fermi_level)
+from coatflow.workflows.cathode import cathode_voltages
 from coatflow.workflows.surfaces import bulk_structure
 
 PSI_LI = 2.9  # eV, Li work function
@@ -146,6 +148,28 @@ def test_delithiated_cells_of_a_layered_cathode():
     assert empty[0].composition.reduced_formula == "CoO2"
     with pytest.raises(AnalysisError, match="fraction"):
         delithiated(lco, 1.5)
+
+
+def test_cathode_voltages_job_from_stored_relax_documents():
+    """The job on stored (dict) relax outputs: energies per host formula unit E(x) = -5x (x = 1), -3 (x = 1/2),
+    0 (x = 0) and bcc Li at -2 eV/atom give steps of 2 V (1 -> 1/2) and 4 V (1/2 -> 0), average 3 V."""
+    lco = bulk_structure("LiCoO2")
+    energy_per_fu = {0.0: 0.0, 0.5: -3.0, 1.0: -5.0}
+
+    def doc(structure, energy):
+        return {"structure": structure.as_dict(), "output": {"energy": energy}}
+
+    relaxed = {}
+    for frac in (0.0, 0.5, 1.0):
+        cells = delithiated(lco, frac, max_structures=1)
+        relaxed[str(frac)] = [doc(c, energy_per_fu[1 - frac] * c.composition["Co"]) for c in cells]
+    li = Structure.from_spacegroup("Im-3m", Lattice.cubic(3.44), ["Li"], [[0, 0, 0]])
+    out = cathode_voltages.original({"material_id": "c", "formula": "LiCoO2"}, relaxed, doc(li, -2.0 * len(li)),
+                                    [0.0, 0.5], "layered", "mlip", [])
+    assert out.host == "CoO2" and out.x_max == 1 and out.mu_li == pytest.approx(-2.0)
+    assert [s["voltage"] for s in out.steps] == pytest.approx([4.0, 2.0])
+    assert [s["ocv"] for s in out.states] == pytest.approx([2.0, 4.0])
+    assert out.average_voltage == pytest.approx(3.0) and all(p["on_hull"] for p in out.points)
 
 
 # -- end to end: Li | LiF | LiCoO2 on GPAW (slabs, defects) and CHGNet (voltages) ---------------------------
