@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from jobflow import Flow, Response, job
+from jobflow import Flow, job
 from pymatgen.core import Composition, Structure
 from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 
@@ -19,7 +19,6 @@ from coatflow.workflows import reference_data
 from coatflow.workflows.analysis import thermo
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.reference_data import competing_phases, phases_for  # noqa: F401 - imported from here too
-from coatflow.workflows.schemas import StageResult
 from coatflow.workflows.schemas.thermo import RelaxedEnergy
 
 LOCAL_SCALE = "CHGNet+MP2020"
@@ -72,14 +71,6 @@ def mp_entries_on_scale(cand_doc, source: dict) -> tuple:
             return cand, entries
     raise CoatflowError(f"no MP2020-scale energy for the candidate: it is not a Materials Project material and "
                         f"was relaxed with '{source.get('backend')}' (thermo.entries: mp needs bulk_relax.backend: vasp)")
-
-
-def respond(result: StageResult) -> Response:
-    return Response(output=result, stop_children=not result.passed)
-
-
-def not_computed(cls, ident, structure, reason: str, **kw) -> Response:
-    return respond(cls(**ident, status="not_computed", structure=structure, reason=reason, **kw))
 
 
 def backend_of(source) -> str:

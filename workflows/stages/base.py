@@ -63,6 +63,11 @@ def respond(result: StageResult) -> Response:
     return Response(output=result, stop_children=not result.passed)
 
 
+def not_computed(cls: type[StageResult], ident: dict, structure, reason: str, **kw) -> Response:
+    """A verdict of ``cls`` that could not be computed (it does not stop the funnel), with why."""
+    return respond(cls(**ident, status="not_computed", structure=structure, reason=reason, **kw))
+
+
 def as_structure(s) -> Structure | None:
     if s is None or isinstance(s, Structure):
         return s

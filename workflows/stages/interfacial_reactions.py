@@ -21,10 +21,10 @@ from coatflow.workflows import reference_data
 from coatflow.workflows.analysis import AnalysisError, thermo
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.phase_diagrams import (
-    entries_on_scale, entries_state, phase_inputs, phase_key, phases_for, respond, stage_key)
+    entries_on_scale, entries_state, phase_inputs, phase_key, phases_for, stage_key)
 from coatflow.workflows.schemas.thermo import (
     InterfacialReactions, InterfacialReactionsResult, PairReaction, ProductGap, RelaxedEnergy)
-from coatflow.workflows.stages.base import Stage
+from coatflow.workflows.stages.base import Stage, respond
 
 
 def _formulas(formulas: list[str]) -> list[str]:

@@ -15,9 +15,9 @@ from pydantic import Field
 from coatflow.workflows.analysis import AnalysisError, thermo
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.phase_diagrams import (
-    backend_of, entries_on_scale, entries_state, not_computed, phase_inputs, respond, stage_key)
+    backend_of, entries_on_scale, entries_state, phase_inputs, stage_key)
 from coatflow.workflows.schemas.thermo import FormationFromPrecursors, PhaseStabilityDetails, PhaseStabilityResult
-from coatflow.workflows.stages.base import Stage
+from coatflow.workflows.stages.base import Stage, not_computed, respond
 
 
 @job(name="phase stability verdict", output_schema=PhaseStabilityResult)
