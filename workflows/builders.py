@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from maggma.core import Builder, Store
 
 from coatflow.workflows.stages import STAGE_NAMES as STAGES
+from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK, assemble_maps
 from coatflow.workflows.schemas import CandidateDoc, StageSummary
 
 SURFACES = {"metadata.coatflow.task": "surface_summary"}
@@ -178,8 +179,6 @@ class PotentialMapBuilder(Builder):
         super().__init__(sources=[jobs], targets=[maps], **kwargs)
 
     def get_items(self) -> Iterator[dict]:
-        from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK
-
         tasks = (SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK)
         surfaces, defects, voltages = (newest_by_formula(self.jobs, t) for t in tasks)
         built = {(d["electrolyte"], d["cathode"]): d.get("completed_at") or ""
@@ -199,8 +198,6 @@ class PotentialMapBuilder(Builder):
         yield from items
 
     def process_item(self, item) -> list[dict]:
-        from coatflow.workflows.potential_maps import assemble_maps
-
         return [m.model_dump() for m in assemble_maps(*item, self.settings)]
 
     def update_targets(self, items: list[list[dict]]) -> None:
