@@ -147,6 +147,11 @@ class FunnelPlanner:
         stored = self.stored(key)
         if stored is not None:
             return stored
+        return self._new(plan, key, stage, task, backend, factory)
+
+    def _new(self, plan: CandidatePlan, key: str, stage: str, task: str, backend: str | None,
+             factory: Callable[[], Job | Flow]):
+        """Add the job(s) ``factory`` makes, labelled, to the plan; (output reference, producer uuid)."""
         new = factory()
         label = {"material_id": plan.candidate.material_id, "stage": stage, "task": task, "backend": backend}
         new.update_metadata({"coatflow": label}, dynamic=True, callback_filter=_unlabelled)
@@ -164,12 +169,13 @@ class FunnelPlanner:
         structure it hands on is decoded only if a later stage has work to plan from it.
         """
         plan.verdict_keys[stage] = key
-        hit = self._hits.get(key) or self._lookup(key)
-        if hit is not None and hit[1] is not None:
-            raw = hit[1] if isinstance(hit[1], dict) else None
-            if raw is not None:
-                return None if raw.get("status") == "failed" else StoredVerdict(raw)
-        out, _ = self.add(plan, key, stage, "verdict", backend, factory)
+        if key in self._hits:
+            out = self._hits[key][0]
+        else:
+            hit = self._lookup(key)
+            if hit is not None and isinstance(hit[1], dict):
+                return None if hit[1].get("status") == "failed" else StoredVerdict(hit[1])
+            out, _ = self._new(plan, key, stage, "verdict", backend, factory)
         if isinstance(out, StageResult) and not out.passed:
             return None
         return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 import yaml
 from pymatgen.core import Composition, Element, Lattice, Structure
 from pymatgen.transformations.standard_transformations import SubstitutionTransformation
@@ -52,10 +53,20 @@ class Candidate:
     def key(self) -> str:
         """Hash of the material id and its input structure(s): the root of every job key of the candidate."""
         if "_key" not in self.__dict__:
-            parts = (self.material_id, self.structure_dict if self.structure else
-                     [(pid, s.as_dict()) for pid, s in self.prototypes])
-            self.__dict__["_key"] = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+            h = hashlib.sha1(self.material_id.encode())
+            for pid, s in [("", self.structure)] if self.structure is not None else self.prototypes:
+                h.update(pid.encode())
+                _hash_structure(h, s)
+            self.__dict__["_key"] = h.hexdigest()
         return self.__dict__["_key"]
+
+
+def _hash_structure(h, s: Structure) -> None:
+    """Feed a structure's lattice, species (with oxidation states) and positions to the hash ``h``."""
+    h.update(np.round(s.lattice.matrix, 8).tobytes())
+    h.update(np.round(s.frac_coords % 1.0, 8).tobytes())
+    h.update(json.dumps([str(sp) for sp in s.species_and_occu], default=str).encode())
+    h.update(json.dumps(s.site_properties, sort_keys=True, default=str).encode())
 
 
 def _require_li(structure_or_formula, where: str) -> None:
