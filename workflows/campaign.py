@@ -34,7 +34,7 @@ PHYSICAL_FIELDS: dict[str, tuple[str, ...]] = {
                              "relax_kwargs", "optimizer_kwargs", "calculator_kwargs"),
     "ForceFieldStaticMaker": ("force_field_name", "calculator_meta", "calculator_kwargs"),
     "ElasticMaker": ("bulk_relax_maker", "elastic_relax_maker", "generate_elastic_deformations_kwargs",
-                     "fit_elastic_tensor_kwargs", "order", "sym_reduce", "symprec"),
+                     "fit_elastic_tensor_kwargs", "order", "sym_reduce", "symprec", "symmetrize"),
     "BaseVaspMaker": ("input_set_generator",),
     "VaspInputGenerator": ("user_incar_settings", "user_kpoints_settings", "user_potcar_functional",
                            "user_potcar_settings", "auto_ispin", "auto_kspacing", "use_structure_charge"),
