@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from coatflow.launchers.config import CampaignConfig
 from coatflow.launchers.local import plan_campaign
+from coatflow.workflows.campaign import leaf_jobs
 from coatflow.launchers.stores import PASSWORD_ENV, CampaignStores, make_job_store
 from coatflow.workflows.errors import CoatflowError
 
@@ -124,19 +125,6 @@ def write_worker_files(config: CampaignConfig) -> Path:
 
 
 # -- submit --------------------------------------------------------------------------------------
-
-
-def leaf_jobs(obj):
-    """Every Job in a Job, Flow or list of them."""
-    from jobflow import Flow
-
-    if isinstance(obj, (list, tuple)):
-        for o in obj:
-            yield from leaf_jobs(o)
-    elif isinstance(obj, Flow):
-        yield from leaf_jobs(obj.jobs)
-    else:
-        yield obj
 
 
 def route(job, config: CampaignConfig) -> str:

@@ -22,7 +22,7 @@ from coatflow.launchers.config import CampaignConfig
 from coatflow.launchers.stores import CampaignStores, StoreLock
 from coatflow.makers.registry import check_backend
 from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
-from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, producer_keys, run_plans
+from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, leaf_jobs, producer_keys, run_plans
 from coatflow.workflows.candidates import Candidate, load_candidates
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
@@ -115,8 +115,7 @@ def plan_campaign(config: CampaignConfig, stores: CampaignStores, lazy: bool = F
 
 
 def _stages_of(plan: CandidatePlan) -> str:
-    stages = sorted({j.metadata["coatflow"]["stage"] for job in plan.jobs
-                     for j in (job.jobs if hasattr(job, "jobs") else [job])})
+    stages = sorted({j.metadata["coatflow"]["stage"] for j in leaf_jobs(plan.jobs)})
     return ", ".join(stages) if stages else "stored"
 
 

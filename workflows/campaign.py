@@ -157,7 +157,7 @@ class FunnelPlanner:
         new.update_metadata({"coatflow": label}, dynamic=True, callback_filter=_unlabelled)
         producer = _output_job(new)
         producer.metadata["coatflow"] = {**label, "key": key}
-        for j in [new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]:
+        for j in leaf_jobs(new):
             j.name = f"{j.name} [{plan.candidate.material_id}]"
         plan.jobs.append(new)
         return new.output, producer.uuid
@@ -237,15 +237,20 @@ def _unlabelled(job: Job | Flow) -> bool:
     return "coatflow" not in (job.metadata or {})
 
 
+def leaf_jobs(obj):
+    """Every Job in a Job, Flow or list of them."""
+    if isinstance(obj, (list, tuple)):
+        for o in obj:
+            yield from leaf_jobs(o)
+    elif isinstance(obj, Flow):
+        yield from leaf_jobs(obj.jobs)
+    else:
+        yield obj
+
+
 def producer_keys(plan: CandidatePlan) -> list[str]:
     """Keys of the jobs a plan would run (what a parallel worker claims before running them)."""
-    keys = []
-    for new in plan.jobs:
-        for j in [new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]:
-            key = (j.metadata or {}).get("coatflow", {}).get("key")
-            if key:
-                keys.append(key)
-    return keys
+    return [k for j in leaf_jobs(plan.jobs) if (k := (j.metadata or {}).get("coatflow", {}).get("key"))]
 
 
 def _output_job(new: Job | Flow) -> Job:
@@ -283,8 +288,7 @@ class _FailureCollector(logging.Handler):
 
 def _verdicts_only(plan: CandidatePlan) -> bool:
     """Whether every job of the plan is a verdict (no calculation, nothing another candidate could share)."""
-    return all((j.metadata or {}).get("coatflow", {}).get("task") == "verdict"
-               for new in plan.jobs for j in ([new] if isinstance(new, Job) else [j for j, _ in new.iterflow()]))
+    return all((j.metadata or {}).get("coatflow", {}).get("task") == "verdict" for j in leaf_jobs(plan.jobs))
 
 
 def _run_flow(jobs: list, name: str, job_store: JobStore, work_dir: Path, folders: bool) -> tuple[int, list[str]]:
