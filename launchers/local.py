@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import warnings
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -126,6 +127,7 @@ _WORKER: dict = {}
 
 def _worker_init(config: CampaignConfig) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker: two 1-thread workers beat one 2-thread run
+    warnings.filterwarnings("ignore")  # as in the parent CLI: library warnings would flood the progress display
     stores = CampaignStores(config).connect()
     _WORKER.update(config=config, stores=stores, planner=FunnelPlanner(config, stores.jobs, stores.cache),
                    owner=f"{socket.gethostname()}:{os.getpid()}")
