@@ -2,7 +2,8 @@
 
 The table names each Maker by import path, so asking for one imports only its module (CHGNet, torch,
 atomate2's VASP code and GPAW load only when a stage needs them). A backend that cannot run is
-rejected before any job starts, naming what is missing.
+rejected before any job starts, naming what is missing. The mlip backend has two models, CHGNet and
+SevenNet-0 (``MLIP_MODELS``): ``mlip:sevennet`` names the second.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ MAKERS: dict[tuple[str, str], str] = {
 }
 
 
+#: models of the mlip backend (``makers/mlip.py`` ``MLIP_MODELS``): name -> (package, its weights in the
+#: wheel, relative to the package). A backend written ``mlip:<model>`` runs the mlip Makers of the table
+#: above on that model; plain ``mlip`` is CHGNet.
+MLIP_MODELS: dict[str, tuple[str, str]] = {
+    "chgnet": ("chgnet", "pretrained/0.3.0/*.pth.tar"),
+    "sevennet": ("sevenn", "pretrained_potentials/SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth"),
+}
+
+
+def split_backend(backend: str) -> tuple[str, str | None]:
+    """``'mlip:sevennet'`` -> ``('mlip', 'sevennet')``; a backend without a model -> ``(backend, None)``."""
+    base, _, model = backend.partition(":")
+    return base, model or None
+
+
 def register(task: str, backend: str):
     """Kept for maker modules that still decorate their factories; the table above is what counts."""
 
@@ -53,14 +69,20 @@ def register(task: str, backend: str):
 
 def backend_problems(backend: str) -> list[str]:
     """What is missing on this machine for ``backend``; empty when it can run."""
+    backend, model = split_backend(backend)
     if backend == "mlip":
-        spec = importlib.util.find_spec("chgnet")
+        if (model or "chgnet") not in MLIP_MODELS:
+            return [f"an mlip model named '{model}' (known: {', '.join(MLIP_MODELS)})"]
+        package, weights = MLIP_MODELS[model or "chgnet"]
+        spec = importlib.util.find_spec(package)
         if spec is None:
-            return ["the chgnet package (pip install chgnet)"]
-        weights = Path(spec.origin).parent / "pretrained" / "0.3.0"
-        if not any(weights.glob("*.pth.tar")):
-            return [f"the CHGNet 0.3.0 model weights in {weights}"]
+            return [f"the {package} package (pip install {package})"]
+        folder = Path(spec.origin).parent
+        if not any(folder.glob(weights)):
+            return [f"the {model or 'chgnet'} model weights {folder / weights}"]
         return []
+    if model is not None:
+        return [f"a model choice for backend '{backend}' (only mlip has models: {', '.join(MLIP_MODELS)})"]
     if backend == "vasp":
         from atomate2.settings import Atomate2Settings
         from pymatgen.core import SETTINGS
@@ -82,7 +104,7 @@ def backend_problems(backend: str) -> list[str]:
 
 def check_backend(task: str, backend: str) -> None:
     """Raise a one-line error when ``task`` has no ``backend`` or the backend cannot run here (imports nothing)."""
-    if (task, backend) not in MAKERS:
+    if (task, split_backend(backend)[0]) not in MAKERS:
         known = sorted(b for t, b in MAKERS if t == task)
         raise CoatflowError(f"task '{task}' has no '{backend}' backend (available: {', '.join(known) or 'none'})")
     missing = backend_problems(backend)
@@ -93,8 +115,14 @@ def check_backend(task: str, backend: str) -> None:
 def get_maker(task: str, backend: str) -> Maker:
     """The Maker for ``task`` on ``backend``, after checking the backend can run."""
     check_backend(task, backend)
+    backend, model = split_backend(backend)
     module, name = MAKERS[(task, backend)].split(":")
-    return getattr(importlib.import_module(module), name)()
+    maker = getattr(importlib.import_module(module), name)()
+    if model is None:
+        return maker
+    from coatflow.makers.mlip import with_mlip_model
+
+    return with_mlip_model(maker, model)
 
 
 def has_maker(task: str, backend: str) -> bool:
