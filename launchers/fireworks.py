@@ -2,42 +2,106 @@
 
 * The LaunchPad is MongoDB (``hpc.launchpad_uri``, password from ``COATFLOW_MONGODB_PASSWORD``) or, for
   tests, FireWorks' ``MONGOMOCK_SERVERSTORE_FILE`` mode (``hpc.mongomock_file``): a JSON file loaded when
-  a process opens it and written when it closes, with no locking, so only one process may use it at a time.
+  a process opens it and written when it closes. Nothing stops two processes from loading it, running the same
+  READY job and overwriting each other's file, so coatflow holds an exclusive lock (``<file>.lock``) while it
+  has the file open, for the worker's whole life; a second process gets one line naming the holder.
+* The LaunchPad is built from the URI as given (FireWorks' ``uri_mode``): ``mongodb+srv://``, ``tls``,
+  ``authSource`` and every other option reach pymongo unchanged. The password is added in memory only, as
+  pymongo's ``password`` argument next to the URI's user; no file coatflow writes ever holds it.
 * Jobs are converted with ``jobflow.managers.fireworks.flow_to_workflow(flow, store=None)``: the JobStore
   is the *worker's* ``JOBFLOW_CONFIG_FILE`` (``<hpc.fw_dir>/jobflow.yaml``), never one serialized per Firework.
 * DFT jobs (backend vasp/gpaw) get ``hpc.large_category``, everything else ``hpc.small_category``.
-* ``python -m coatflow.launchers.fireworks rlaunch ...`` is ``rlaunch`` for queue scripts: it takes the
-  LaunchPad password from the environment and, in mongomock mode, keeps the file current while it runs
-  (so a killed job is seen as RUNNING, then lost, as it would be on MongoDB).
+* ``submit`` checks and adds each candidate's work under a lock per job key (documents in the LaunchPad
+  database), so two ``coatflow submit`` at once add each job once.
+* ``python -m coatflow.launchers.fireworks rlaunch|qlaunch|lpad ...`` is FireWorks' own command for queue
+  scripts and the login node, with the LaunchPad built in memory with the password from the environment
+  and, in mongomock mode, the file locked and kept current while it runs (so a killed job is seen as
+  RUNNING, then lost, as it would be on MongoDB).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import os
+import socket
 import sys
 import threading
+import time
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from coatflow.launchers.config import CampaignConfig
-from coatflow.launchers.local import plan_campaign
-from coatflow.workflows.campaign import leaf_jobs
-from coatflow.launchers.stores import PASSWORD_ENV, CampaignStores, make_job_store
+from typing import TYPE_CHECKING
+
 from coatflow.workflows.errors import CoatflowError
+
+if TYPE_CHECKING:
+    from coatflow.launchers.config import CampaignConfig
+
+# The worker (``python -m coatflow.launchers.fireworks rlaunch``) imports only this module, FireWorks and
+# the error type: the planner and the stores (pymatgen, jobflow, maggma) are imported where they are used.
+PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"  # = coatflow.launchers.stores.PASSWORD_ENV (tested)
 
 DFT_BACKENDS = ("vasp", "gpaw")
 #: LaunchPad states that mean "this job is done or on its way"; a FIZZLED job may be submitted again.
 IN_FLIGHT = ("COMPLETED", "RUNNING", "RESERVED", "READY", "WAITING", "PAUSED", "DEFUSED", "ARCHIVED")
+#: LaunchPad collection of the per-key submit locks (``_id`` = job key).
+SUBMIT_LOCKS = "coatflow_submit_locks"
+#: s after which a submit lock left by a crashed ``coatflow submit`` is taken over.
+SUBMIT_LOCK_LEASE = 120.0
 
 
 # -- the LaunchPad -------------------------------------------------------------------------------
 
 
+#: mongomock files this process holds the lock of: path -> (fd of ``<file>.lock``, holders in this process)
+_MONGOMOCK_LOCKS: dict[Path, list[int]] = {}
+
+
+def _lock_mongomock(path: Path) -> None:
+    """Take (or re-enter) this process's exclusive lock on the mongomock file ``path``.
+
+    A ``flock`` on ``<file>.lock`` (the data file itself is replaced on every write), so the kernel drops it
+    when the process ends, however it ends; a second process is refused with one line naming the holder.
+    """
+    path = path.resolve()
+    if path in _MONGOMOCK_LOCKS:
+        _MONGOMOCK_LOCKS[path][1] += 1
+        return
+    lock = path.with_name(path.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise CoatflowError(f"the mongomock LaunchPad {path} is in use by {holder}; it allows one process at a "
+                            "time: wait until that one ends, or use hpc.launchpad_uri (MongoDB) for "
+                            "concurrent workers") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+    _MONGOMOCK_LOCKS[path] = [fd, 1]
+
+
+def _unlock_mongomock(path: Path) -> None:
+    path = path.resolve()
+    held = _MONGOMOCK_LOCKS.get(path)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _MONGOMOCK_LOCKS[path]
+        os.ftruncate(held[0], 0)
+        os.close(held[0])  # closing the only descriptor releases the flock
+
+
 def _use_mongomock(path: Path) -> None:
-    """Make FireWorks' LaunchPad use mongomock-persistence on ``path`` (created empty if missing)."""
+    """Make FireWorks' LaunchPad use mongomock-persistence on ``path`` (created empty if missing), which
+    this process must have locked (:func:`_lock_mongomock`)."""
     try:
         import mongomock_persistence
     except ImportError:
@@ -48,7 +112,6 @@ def _use_mongomock(path: Path) -> None:
 
     import fireworks.core.launchpad as fwlp
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.stat().st_size == 0:
         path.write_text("{}")
     os.environ["MONGOMOCK_SERVERSTORE_FILE"] = str(path)
@@ -67,42 +130,79 @@ def _atomic_to_file(self) -> None:
     os.replace(tmp, self._filename)
 
 
-def _lp_kwargs(config: CampaignConfig, with_password: bool = True) -> dict:
+def launchpad_settings(config: CampaignConfig) -> dict:
+    """``LaunchPad.from_dict`` settings of the configured LaunchPad, without a password (this is what
+    ``<hpc.fw_dir>/launchpad.yaml`` holds). A MongoDB LaunchPad is the URI as given, in FireWorks' uri_mode."""
     hpc = config.hpc
     if hpc.mongomock_file:
         return {"host": "localhost", "name": hpc.launchpad_database}
     if not hpc.launchpad_uri:
         raise CoatflowError("no LaunchPad configured: set hpc.launchpad_uri (or hpc.mongomock_file for tests)")
-    parts = urlsplit(hpc.launchpad_uri)
-    kw = {"host": parts.hostname, "port": parts.port or 27017, "name": hpc.launchpad_database,
-          "username": parts.username, "mongoclient_kwargs": {"serverSelectionTimeoutMS": 5000}}
-    if with_password and os.environ.get(PASSWORD_ENV):
-        kw["password"] = os.environ[PASSWORD_ENV]
-    return kw
+    return {"host": hpc.launchpad_uri, "uri_mode": True, "name": hpc.launchpad_database,
+            "mongoclient_kwargs": {"serverSelectionTimeoutMS": 5000}}
+
+
+def with_env_password(settings: dict) -> dict:
+    """A copy of LaunchPad ``settings`` with ``COATFLOW_MONGODB_PASSWORD`` as pymongo's ``password`` argument
+    (pymongo pairs it with the URI's user, so the URI is never rebuilt and needs no escaping). In memory only:
+    for a URI with a user, when the variable is set."""
+    password = os.environ.get(PASSWORD_ENV)
+    if not (password and settings.get("uri_mode") and urlsplit(settings["host"]).username):
+        return dict(settings)
+    return {**settings, "mongoclient_kwargs": {**(settings.get("mongoclient_kwargs") or {}), "password": password}}
+
+
+@functools.cache
+def env_password_launchpad():
+    """``LaunchPad`` whose ``from_dict``/``from_file`` add the password from the environment (in memory)."""
+    from fireworks import LaunchPad
+
+    class EnvPasswordLaunchPad(LaunchPad):
+        @classmethod
+        def from_dict(cls, d):
+            return LaunchPad.from_dict(with_env_password(d))
+
+    return EnvPasswordLaunchPad
+
+
+def _create_ids(lp) -> None:
+    """FireWorks' id counters on a new, empty LaunchPad: what ``reset`` creates, but by an upsert of
+    FireWorks' own counter document, so two first submits at once cannot wipe each other's work."""
+    if lp.fw_id_assigner.count_documents({}) == 0 and lp.fireworks.count_documents({}) == 0:
+        lp.fw_id_assigner.update_one({"_id": -1}, {"$setOnInsert": {"next_fw_id": 1, "next_launch_id": 1}},
+                                     upsert=True)
+        lp.tuneup()
 
 
 @contextlib.contextmanager
 def open_launchpad(config: CampaignConfig):
-    """The configured LaunchPad; in mongomock mode the file is written when the block ends."""
-    from fireworks import LaunchPad
-
-    if config.hpc.mongomock_file:
-        _use_mongomock(config.resolve(config.hpc.mongomock_file))
-    lp = LaunchPad(**_lp_kwargs(config), strm_lvl="ERROR")
+    """The configured LaunchPad; in mongomock mode the file is locked while the block runs and written
+    when it ends."""
+    settings = launchpad_settings(config)
+    mock = config.resolve(config.hpc.mongomock_file) if config.hpc.mongomock_file else None
+    if mock is not None:
+        mock.parent.mkdir(parents=True, exist_ok=True)
+        _lock_mongomock(mock)
     try:
-        lp.db.command("ping")
-    except Exception as exc:  # noqa: BLE001 - any driver failure means "cannot reach"
-        raise CoatflowError(f"cannot reach the LaunchPad at {_lp_kwargs(config)['host']} "
-                            f"({type(exc).__name__})") from None
-    if lp.fw_id_assigner.count_documents({}) == 0 and lp.fireworks.count_documents({}) == 0:
-        lp.reset("", require_password=False)  # a new, empty LaunchPad: create FireWorks' id counters
-    try:
-        yield lp
+        if mock is not None:
+            _use_mongomock(mock)
+        lp = env_password_launchpad().from_dict({**settings, "strm_lvl": "ERROR"})
+        try:
+            lp.db.command("ping")
+        except Exception as exc:  # noqa: BLE001 - any driver failure means "cannot reach"
+            raise CoatflowError(f"cannot reach the LaunchPad at {settings['host']} "
+                                f"({type(exc).__name__})") from None
+        _create_ids(lp)
+        try:
+            yield lp
+        finally:
+            server = getattr(lp.connection, "_store", None)
+            if mock is not None and server is not None:
+                server._to_file()
+                server._finalizer.detach()  # a later garbage collection must not write a stale copy
     finally:
-        server = getattr(lp.connection, "_store", None)
-        if config.hpc.mongomock_file and server is not None:
-            server._to_file()
-            server._finalizer.detach()  # a later garbage collection must not write a stale copy
+        if mock is not None:
+            _unlock_mongomock(mock)
 
 
 def write_worker_files(config: CampaignConfig) -> Path:
@@ -110,11 +210,12 @@ def write_worker_files(config: CampaignConfig) -> Path:
     import yaml
     from monty.serialization import dumpfn
 
+    from coatflow.launchers.stores import make_job_store
+
     d = config.resolve(config.hpc.fw_dir)
     d.mkdir(parents=True, exist_ok=True)
-    lp = _lp_kwargs(config, with_password=False)
-    lp.pop("mongoclient_kwargs", None)
-    (d / "launchpad.yaml").write_text(yaml.safe_dump({**lp, "strm_lvl": "INFO"}, sort_keys=False))
+    (d / "launchpad.yaml").write_text(yaml.safe_dump({**launchpad_settings(config), "strm_lvl": "INFO"},
+                                                     sort_keys=False))
     dumpfn({"JOB_STORE": make_job_store(config).as_dict()}, str(d / "jobflow.yaml"))
     fw = {"PING_TIME_SECS": config.hpc.ping_interval, "RUN_EXPIRATION_SECS": config.hpc.lost_run_expiry,
           "LAUNCHPAD_LOC": str(d / "launchpad.yaml")}
@@ -157,10 +258,48 @@ def _keys_in_flight(lp, keys: list[str]) -> set[str]:
     return {d["spec"]["coatflow"]["key"] for d in docs}
 
 
+@contextlib.contextmanager
+def submit_lock(lp, keys, lease: float = SUBMIT_LOCK_LEASE, poll: float = 0.05):
+    """Hold the submit lock of every key in ``keys`` while the block runs.
+
+    One document per key (``_id`` = the key, so the database's own unique ``_id`` makes taking it atomic) in
+    :data:`SUBMIT_LOCKS` of the LaunchPad database, taken in sorted order (two submits never wait on each
+    other in a cycle) and deleted at the end. A second submit of the same keys waits, then finds the work on
+    the LaunchPad. A lock left by a submit that died is taken over once its lease (``lease`` s) has run out.
+    """
+    from pymongo.errors import DuplicateKeyError
+
+    coll = lp.db[SUBMIT_LOCKS]
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    held: list[str] = []
+    try:
+        for key in sorted(set(keys)):
+            while True:
+                now = time.time()
+                try:
+                    coll.insert_one({"_id": key, "owner": owner, "expires": now + lease})
+                    break
+                except DuplicateKeyError:
+                    if coll.find_one_and_update({"_id": key, "expires": {"$lt": now}},
+                                                {"$set": {"owner": owner, "expires": now + lease}}):
+                        break  # its holder died: taken over
+                time.sleep(poll)
+            held.append(key)
+        yield
+    finally:
+        if held:
+            coll.delete_many({"_id": {"$in": held}, "owner": owner})
+
+
 def submit_plans(config: CampaignConfig, plans, lp) -> SubmitReport:
-    """Add each plan's jobs as one Workflow, unless its work is already on the LaunchPad."""
+    """Add each plan's jobs as one Workflow, unless its work is already on the LaunchPad.
+
+    The check and the add run under :func:`submit_lock` on the plan's job keys, so concurrent submits of the
+    same campaign add each job once."""
     from jobflow import Flow
     from jobflow.managers.fireworks import flow_to_workflow
+
+    from coatflow.workflows.campaign import leaf_jobs
 
     report = SubmitReport()
     for plan in plans:
@@ -168,21 +307,25 @@ def submit_plans(config: CampaignConfig, plans, lp) -> SubmitReport:
         if not jobs:
             report.stored += 1
             continue
-        keys = [(j.metadata or {}).get("coatflow", {}).get("key") for j in jobs]
-        if _keys_in_flight(lp, [k for k in keys if k]):
-            report.in_flight.append(plan.candidate.material_id)
-            continue
-        for j in jobs:
-            report.categories[route(j, config)] += 1
-        wf = flow_to_workflow(Flow(plan.jobs, name=plan.candidate.material_id), store=None)
-        lp.add_wf(wf)
+        keys = [k for j in jobs if (k := (j.metadata or {}).get("coatflow", {}).get("key"))]
+        with submit_lock(lp, keys):
+            if _keys_in_flight(lp, keys):
+                report.in_flight.append(plan.candidate.material_id)
+                continue
+            for j in jobs:
+                report.categories[route(j, config)] += 1
+            wf = flow_to_workflow(Flow(plan.jobs, name=plan.candidate.material_id), store=None)
+            lp.add_wf(wf)
         report.workflows += 1
         report.fireworks += len(wf.fws)
     return report
 
 
 def submit(config: CampaignConfig) -> SubmitReport:
-    _lp_kwargs(config)  # no LaunchPad configured: fail before planning
+    from coatflow.launchers.local import plan_campaign
+    from coatflow.launchers.stores import CampaignStores
+
+    launchpad_settings(config)  # no LaunchPad configured: fail before planning
     stores = CampaignStores(config)
     try:
         plans, _ = plan_campaign(config, stores)
@@ -333,37 +476,42 @@ def _flush_mongomock_periodically(interval: float) -> None:
     atexit.register(lambda: (stop.set(), lock.acquire()))  # runs before the stores' own exit writes
 
 
-def _with_password(argv: list[str]) -> list[str]:
-    """Point ``-l`` at a private copy of the launchpad file with the password from the environment."""
-    import tempfile
-
-    import yaml
-
-    if PASSWORD_ENV not in os.environ or "-l" not in argv:
-        return argv
-    i = argv.index("-l") + 1
-    d = yaml.safe_load(Path(argv[i]).read_text())
-    d["password"] = os.environ[PASSWORD_ENV]
-    fd, tmp = tempfile.mkstemp(suffix=".yaml")
-    with os.fdopen(fd, "w") as fh:
-        yaml.safe_dump(d, fh)
-    import atexit
-
-    atexit.register(os.unlink, tmp)
-    return [*argv[:i], tmp, *argv[i + 1:]]
+#: FireWorks commands the wrapper runs: name -> (module, function); each module's ``LaunchPad`` is replaced
+#: by :func:`env_password_launchpad` for the run.
+COMMANDS = {"rlaunch": ("fireworks.scripts.rlaunch_run", "rlaunch"),
+            "qlaunch": ("fireworks.scripts.qlaunch_run", "qlaunch"),
+            "lpad": ("fireworks.scripts.lpad_run", "lpad")}
 
 
 def worker_main(argv: list[str]) -> int:
-    """``python -m coatflow.launchers.fireworks rlaunch <rlaunch args>``."""
-    if not argv or argv[0] != "rlaunch":
-        print("usage: python -m coatflow.launchers.fireworks rlaunch [rlaunch arguments]", file=sys.stderr)
-        return 2
-    argv = _with_password(argv[1:])
-    if os.environ.get("MONGOMOCK_SERVERSTORE_FILE"):
-        _flush_mongomock_periodically(float(os.environ.get("COATFLOW_MONGOMOCK_FLUSH_SECS", "2")))
-    from fireworks.scripts.rlaunch_run import rlaunch
+    """``python -m coatflow.launchers.fireworks rlaunch|qlaunch|lpad <their arguments>``.
 
-    return rlaunch(argv) or 0
+    FireWorks' command, with every LaunchPad it loads from a file built in memory with the password from
+    ``COATFLOW_MONGODB_PASSWORD`` (nothing is written: a SIGTERM from ``scancel`` or the walltime leaves no
+    secret behind). In mongomock mode (``MONGOMOCK_SERVERSTORE_FILE``, from the environment or FW_config)
+    the file is locked for the life of the process and written every ``COATFLOW_MONGOMOCK_FLUSH_SECS`` s.
+    """
+    import importlib
+
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m coatflow.launchers.fireworks {{{','.join(COMMANDS)}}} [its arguments]",
+              file=sys.stderr)
+        return 2
+    module, function = COMMANDS[argv[0]]
+    import fireworks.fw_config  # noqa: F401 - sets MONGOMOCK_SERVERSTORE_FILE from FW_config.yaml
+
+    mock = os.environ.get("MONGOMOCK_SERVERSTORE_FILE")
+    if mock:
+        try:
+            _lock_mongomock(Path(mock))  # held until the process ends
+            _use_mongomock(Path(mock))
+        except CoatflowError as exc:
+            print(f"coatflow: {exc}", file=sys.stderr)
+            return 2
+        _flush_mongomock_periodically(float(os.environ.get("COATFLOW_MONGOMOCK_FLUSH_SECS", "2")))
+    mod = importlib.import_module(module)
+    mod.LaunchPad = env_password_launchpad()
+    return getattr(mod, function)(argv[1:]) or 0
 
 
 if __name__ == "__main__":
