@@ -138,6 +138,7 @@ def launchpad_settings(config: CampaignConfig) -> dict:
         return {"host": "localhost", "name": hpc.launchpad_database}
     if not hpc.launchpad_uri:
         raise CoatflowError("no LaunchPad configured: set hpc.launchpad_uri (or hpc.mongomock_file for tests)")
+    hpc.require_password()  # a user without COATFLOW_MONGODB_PASSWORD: one line, not pymongo's traceback
     return {"host": hpc.launchpad_uri, "uri_mode": True, "name": hpc.launchpad_database,
             "mongoclient_kwargs": {"serverSelectionTimeoutMS": 5000}}
 
@@ -147,8 +148,10 @@ def with_env_password(settings: dict) -> dict:
     (pymongo pairs it with the URI's user, so the URI is never rebuilt and needs no escaping). In memory only:
     for a URI with a user, when the variable is set."""
     password = os.environ.get(PASSWORD_ENV)
-    if not (password and settings.get("uri_mode") and urlsplit(settings["host"]).username):
-        return dict(settings)
+    parts = urlsplit(settings["host"]) if settings.get("uri_mode") else None
+    if not (password and parts and parts.username) or any(
+            m in parts.query.upper() for m in ("MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC", "GSSAPI")):
+        return dict(settings)  # no user, or an auth mechanism that takes no password
     return {**settings, "mongoclient_kwargs": {**(settings.get("mongoclient_kwargs") or {}), "password": password}}
 
 
@@ -186,7 +189,11 @@ def open_launchpad(config: CampaignConfig):
     try:
         if mock is not None:
             _use_mongomock(mock)
-        lp = env_password_launchpad().from_dict({**settings, "strm_lvl": "ERROR"})
+        try:
+            lp = env_password_launchpad().from_dict({**settings, "strm_lvl": "ERROR"})
+        except Exception as exc:  # noqa: BLE001 - pymongo refused the URI before connecting
+            raise CoatflowError(f"cannot use the LaunchPad URI {settings['host']}: {exc} "
+                                f"({type(exc).__name__})") from None
         try:
             lp.db.command("ping")
         except Exception as exc:  # noqa: BLE001 - any driver failure means "cannot reach"

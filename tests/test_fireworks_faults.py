@@ -99,6 +99,19 @@ def test_no_user_in_the_uri_means_no_password_and_the_constant_matches_the_store
     monkeypatch.setenv("COATFLOW_MONGODB_PASSWORD", SECRET)
     settings = {"host": "mongodb://db.example.org/", "uri_mode": True, "name": "lp"}
     assert fireworks.with_env_password(settings) == settings
+    x509 = {**settings, "host": "mongodb://CN=coatflow@db.example.org/?authMechanism=MONGODB-X509&tls=true"}
+    assert fireworks.with_env_password(x509) == x509  # a certificate: pymongo refuses a password
+
+
+def test_a_launchpad_user_without_the_password_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    from coatflow.launchers.fireworks import open_launchpad
+    from coatflow.workflows.errors import CoatflowError
+
+    monkeypatch.delenv("COATFLOW_MONGODB_PASSWORD", raising=False)
+    with pytest.raises(CoatflowError, match="COATFLOW_MONGODB_PASSWORD|password is required") as err:
+        with open_launchpad(_config(tmp_path, launchpad_uri="mongodb://coatflow@db.example.org:27017/")):
+            pass
+    assert "\n" not in str(err.value)
 
 
 # -- item 11: concurrent submits ---------------------------------------------------------------------------
