@@ -8,6 +8,7 @@ import logging
 import sys
 import warnings
 
+from coatflow.launchers import dendrite
 from coatflow.launchers.config import DEFAULT_CONFIG_NAME, load_config, write_default_config
 from coatflow.launchers.fireworks import resume, status, submit
 from coatflow.launchers.local import build_all, run_campaign
@@ -194,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coatflow", description="Screen coating and interface materials for "
                                 "all-solid-state Li batteries.")
     sub = p.add_subparsers(dest="command", required=True)
+    dendrite.add_parser(sub)
     init = sub.add_parser("init", help="write a commented default config")
     init.add_argument("path", nargs="?", default=DEFAULT_CONFIG_NAME)
     init.set_defaults(func=_cmd_init)
