@@ -9,6 +9,7 @@ filter, bulk relaxation), ``thermo`` (phase stability, window, interfacial react
 from coatflow.workflows.schemas.adsorption import AdsorptionSite, LiAdsorptionDetails, LiAdsorptionDoc, LiAdsorptionResult
 from coatflow.workflows.schemas.calcs import BandGapDoc, DefectCalcDoc, DielectricDoc, MigrationHopResult, PotentialDoc
 from coatflow.workflows.schemas.defects import DefectChargeState, DefectThermoDoc, FermiPoint
+from coatflow.workflows.schemas.dendrite import DendriteSuppressionDetails as DendriteSuppressionDetails, DendriteSuppressionResult as DendriteSuppressionResult  # noqa: E501
 from coatflow.workflows.schemas.elastic import ShearModulusDetails, ShearModulusResult
 from coatflow.workflows.schemas.funnel import BulkRelaxDetails, BulkRelaxResult, DatabaseFilterDetails, DatabaseFilterResult
 from coatflow.workflows.schemas.migration import MigrationBarrierResult, MigrationDetails

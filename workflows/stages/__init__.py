@@ -11,6 +11,7 @@ from __future__ import annotations
 from coatflow.workflows.stages.base import Stage
 from coatflow.workflows.stages.bulk_relax import BulkRelaxStage
 from coatflow.workflows.stages.database_filter import DatabaseFilterStage
+from coatflow.workflows.stages.dendrite_suppression import DendriteSuppressionStage
 from coatflow.workflows.stages.interfacial_reactions import InterfacialReactionsStage
 from coatflow.workflows.stages.li_adsorption import LiAdsorptionStage
 from coatflow.workflows.stages.migration_barrier import MigrationBarrierStage
@@ -25,6 +26,7 @@ STAGES: tuple[type[Stage], ...] = (
     StabilityWindowStage,
     InterfacialReactionsStage,
     ShearModulusStage,
+    DendriteSuppressionStage,  # off by default (enabled: false): hands the shear verdict on
     LiAdsorptionStage,
     MigrationBarrierStage,
 )

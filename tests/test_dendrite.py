@@ -1,0 +1,119 @@
+"""The Li-deposition model (workflows/analysis/dendrite.py), its CLI and its off-by-default funnel stage, on a
+coarse mesh and short times (seconds). The 450 s runs and the sweep are in benchmarks/dendrite.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from conftest import li2o
+
+from coatflow.launchers.cli import main
+from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.analysis.dendrite import DendriteParams, Mesh, run
+from coatflow.workflows.schemas import DendriteSuppressionResult
+from coatflow.workflows.stages import STAGE_NAMES
+from coatflow.workflows.stages.dendrite_suppression import DendriteSuppressionStage, dendrite_verdict, poisson_ratio
+
+COARSE = Mesh(nx=16, ny=4)
+IDENT = {"material_id": "test-Li2O", "formula": "Li2O", "source": "test", "predicted": False}
+
+
+def test_flat_surface_without_mechanics_grows_at_the_faraday_rate():
+    p = replace(DendriteParams(), cap_height=0.0, mechanics=False)
+    r = run(p, total_time=450.0, mesh=COARSE)
+    analytic = p.current_density * p.molar_volume / 96485.33212 * 450.0  # i V_m t / F
+    assert r.times[-1] == pytest.approx(450.0) and r.stopped is None
+    assert r.mean_height == pytest.approx(analytic, rel=1e-9)
+    assert r.amplitude < 1e-6 * analytic  # uniform: no roughness appears
+
+
+def test_soft_layer_sharpens_the_cap_and_a_stiff_one_flattens_it():
+    soft = run(replace(DendriteParams(), shear_modulus=0.5e9), total_time=0.05, mesh=COARSE)
+    stiff = run(replace(DendriteParams(), shear_modulus=60e9), total_time=0.05, mesh=COARSE)
+    assert soft.amplification > 1.2  # the cap grows faster than its surroundings
+    assert stiff.amplification < 0.1 < soft.amplification
+    assert stiff.tip_height - stiff.valley_height < soft.tip_height - soft.valley_height
+
+
+def test_bad_parameters_are_one_analysis_error():
+    with pytest.raises(AnalysisError, match="shear_modulus"):
+        run(replace(DendriteParams(), shear_modulus=-1.0), total_time=1.0, mesh=COARSE)
+    with pytest.raises(AnalysisError, match="growth time"):
+        run(DendriteParams(), total_time=0.0, mesh=COARSE)
+
+
+@pytest.mark.parametrize("argv, word", [(["--shear-modulus", "8", "-1"], "--shear-modulus -1"),
+                                        (["--shear-modulus", "0"], "--shear-modulus 0"),
+                                        (["--shear-modulus", "8", "--time", "0"], "--time 0")])
+def test_cli_bad_input_is_one_line_rc_2(argv, word, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["dendrite", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and word in err[0]
+    assert not out.exists()
+
+
+def test_cli_prints_each_modulus_and_writes_the_figure(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["dendrite", "--shear-modulus", "1", "60", "--time", "0.02", "--mesh", "16", "4",
+                 "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["G/GPa", "tip/nm", "valley/nm"]
+    assert lines[1].split()[0] == "1" and lines[2].split()[0] == "60"
+    assert (out / "dendrite_profiles.png").stat().st_size > 1000
+
+
+class _Planner:
+    """Records what the stage asks of the planner."""
+
+    def __init__(self):
+        self.gated = []
+
+    key = staticmethod(lambda *parts: "|".join(map(str, parts)))
+
+    def gate(self, plan, key, stage, backend, factory):
+        self.gated.append((key, stage, factory()))
+        return "verdict-ref"
+
+
+class _Plan:
+    ident = IDENT
+    verdict_keys = {"shear_modulus": "shear-key"}
+    jobs = []
+
+
+def test_stage_is_off_by_default_and_after_the_shear_stage():
+    assert STAGE_NAMES.index("dendrite_suppression") == STAGE_NAMES.index("shear_modulus") + 1
+    planner, shear = _Planner(), object()
+    assert DendriteSuppressionStage().plan(planner, _Plan(), "up", shear) is shear  # handed on, nothing planned
+    assert planner.gated == []
+
+
+def test_stage_enabled_plans_one_verdict_keyed_on_the_shear_verdict():
+    class Shear:
+        class details:
+            g_vrh, k_vrh = 60.0, 80.0
+        structure = None
+
+    planner = _Planner()
+    stage = DendriteSuppressionStage(enabled=True, time=0.01, nx=16, ny=4)
+    assert stage.plan(planner, _Plan(), "up", Shear) == "verdict-ref"
+    (key, name, job), = planner.gated
+    assert name == "dendrite_suppression" and key.startswith("shear-key|dendrite_suppression")
+    assert job.function_args[1:3] == (60.0, 80.0)
+
+
+def test_verdict_is_informative_unless_a_threshold_is_set():
+    s = li2o()
+    settings = {"time": 0.02, "nx": 16, "ny": 4, "amplification_max": None}
+    soft = dendrite_verdict.original(IDENT, 0.5, 1.0, s, settings)
+    assert isinstance(soft.output, DendriteSuppressionResult) and soft.output.status == "passed"
+    assert soft.output.value > 1 and soft.output.criterion == "informative" and soft.output.structure == s
+    gated = dendrite_verdict.original(IDENT, 0.5, 1.0, s, {**settings, "amplification_max": 1.0})
+    assert gated.output.status == "failed" and gated.stop_children and "amplification" in gated.output.reason
+    stiff = dendrite_verdict.original(IDENT, 60.0, 80.0, s, {**settings, "amplification_max": 1.0})
+    assert stiff.output.status == "passed" and stiff.output.value < 1
+    assert stiff.output.details.poisson == pytest.approx(poisson_ratio(80.0, 60.0), abs=1e-4)
+    none = dendrite_verdict.original(IDENT, None, None, s, settings)
+    assert none.output.status == "not_computed" and not none.stop_children
