@@ -12,6 +12,7 @@ from coatflow.launchers import dendrite
 from coatflow.launchers.config import DEFAULT_CONFIG_NAME, load_config, write_default_config
 from coatflow.launchers.fireworks import resume, status, submit
 from coatflow.launchers.local import build_all, run_campaign
+from coatflow.launchers.report import write_report
 from coatflow.launchers.stores import CampaignStores
 from coatflow.workflows.builders import newest_by_formula, rank_candidates
 from coatflow.workflows.analysis import AnalysisError
@@ -53,7 +54,13 @@ def _cmd_run(args) -> int:
     _print_table(config)
     if config.potential_maps.stacks:
         _print_maps(config)
+    print(f"draw the figures: coatflow report{f' -c {args.config}' if args.config else ''} --out coatflow_report")
     return 1 if report.errors else 0
+
+
+def _cmd_report(args) -> int:
+    write_report(load_config(args.config), args.out)
+    return 0
 
 
 def _cmd_build(args) -> int:
@@ -204,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
                                  ("query", _cmd_query, "print the ranked candidates"),
                                  ("submit", _cmd_submit, "add the campaign to the FireWorks LaunchPad"),
                                  ("status", _cmd_status, "LaunchPad jobs by stage and state"),
-                                 ("resume", _cmd_resume, "rerun failed and lost LaunchPad jobs")):
+                                 ("resume", _cmd_resume, "rerun failed and lost LaunchPad jobs"),
+                                 ("report", _cmd_report, "draw the campaign's figures into an HTML page")):
         sp = sub.add_parser(name, help=helptext)
         sp.add_argument("-c", "--config", default=None, help=f"campaign config (default: ./{DEFAULT_CONFIG_NAME} "
                         "if present, else built-in defaults)")
@@ -214,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
                                       help="print the interface potential jumps of the potential-map stacks")
     sub.choices["status"].add_argument("--failed", action="store_true", help="list failed and lost jobs")
     sub.choices["resume"].add_argument("--dry-run", action="store_true", help="only list what would be rerun")
+    sub.choices["report"].add_argument("--out", default="coatflow_report", help="folder for index.html and figures")
     return p
 
 
