@@ -42,7 +42,7 @@ def _mp_source() -> dict:
 
 
 def test_every_stage_has_a_verdict_document_here():
-    assert len(STAGES) == 8 and STAGE_NAMES[0] == "database_filter" and STAGE_NAMES[-1] == "migration_barrier"
+    assert len(STAGES) == 9 and STAGE_NAMES[0] == "database_filter" and STAGE_NAMES[-1] == "migration_barrier"
 
 
 def test_database_filter():
