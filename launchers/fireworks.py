@@ -35,16 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from typing import TYPE_CHECKING
-
+from coatflow.launchers.config import CampaignConfig
+from coatflow.launchers.local import plan_campaign
+from coatflow.launchers.stores import PASSWORD_ENV, CampaignStores, make_job_store
+from coatflow.workflows.campaign import leaf_jobs
 from coatflow.workflows.errors import CoatflowError
-
-if TYPE_CHECKING:
-    from coatflow.launchers.config import CampaignConfig
-
-# The worker (``python -m coatflow.launchers.fireworks rlaunch``) imports only this module, FireWorks and
-# the error type: the planner and the stores (pymatgen, jobflow, maggma) are imported where they are used.
-PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"  # = coatflow.launchers.stores.PASSWORD_ENV (tested)
 
 DFT_BACKENDS = ("vasp", "gpaw")
 #: LaunchPad states that mean "this job is done or on its way"; a FIZZLED job may be submitted again.
@@ -217,8 +212,6 @@ def write_worker_files(config: CampaignConfig) -> Path:
     import yaml
     from monty.serialization import dumpfn
 
-    from coatflow.launchers.stores import make_job_store
-
     d = config.resolve(config.hpc.fw_dir)
     d.mkdir(parents=True, exist_ok=True)
     (d / "launchpad.yaml").write_text(yaml.safe_dump({**launchpad_settings(config), "strm_lvl": "INFO"},
@@ -306,8 +299,6 @@ def submit_plans(config: CampaignConfig, plans, lp) -> SubmitReport:
     from jobflow import Flow
     from jobflow.managers.fireworks import flow_to_workflow
 
-    from coatflow.workflows.campaign import leaf_jobs
-
     report = SubmitReport()
     for plan in plans:
         jobs = list(leaf_jobs(plan.jobs))
@@ -329,9 +320,6 @@ def submit_plans(config: CampaignConfig, plans, lp) -> SubmitReport:
 
 
 def submit(config: CampaignConfig) -> SubmitReport:
-    from coatflow.launchers.local import plan_campaign
-    from coatflow.launchers.stores import CampaignStores
-
     launchpad_settings(config)  # no LaunchPad configured: fail before planning
     stores = CampaignStores(config)
     try:

@@ -27,6 +27,11 @@ from conftest import li2o, lirho2
 from slurm_cluster import SlurmCluster, missing
 
 TESTS = Path(__file__).resolve().parent
+SECRET = "hpc-test-secret-7d2a91"  # in every queue job's environment; must never reach a file
+
+
+def files_holding(secret: str, root: Path) -> list[str]:
+    return [str(p) for p in root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
 
 
 # -- jobs that stand in for failures (run on the SLURM node; importable as test_hpc) -----------------
@@ -113,10 +118,12 @@ class Hpc:
             {"name": "test_worker", "category": ["small", "large"], "query": "{}", "env": {}}))
         self.launches = root / "launches"
         self.launches.mkdir()
+        (root / "tmp").mkdir()
         self.env = {**slurm.env, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
                     "FW_CONFIG_FILE": str(self.fw / "FW_config.yaml"),
                     "JOBFLOW_CONFIG_FILE": str(self.fw / "jobflow.yaml"),
-                    "OMP_NUM_THREADS": "1"}
+                    "OMP_NUM_THREADS": "1", "TMPDIR": str(root / "tmp"),
+                    "COATFLOW_MONGODB_PASSWORD": SECRET}  # sbatch passes the environment to the job
         for name, walltime in (("qadapter", "00:10:00"), ("qadapter_1min", "00:01:00")):
             (self.fw / f"{name}.yaml").write_text(yaml.safe_dump({
                 "_fw_name": "CommonAdapter", "_fw_q_type": "SLURM", "nodes": 1, "ntasks": 1,
@@ -286,6 +293,8 @@ def test_scancel_kill_is_detected_as_lost_and_resumed_from_last_geometry(hpc):
 
     jid, steps = _kill_and_resume(hpc, kill, 30, "qadapter")
     assert hpc.slurm.completed_states()[jid] == "CANCELLED"
+    # scancel sent SIGTERM to the worker: no file in its TMPDIR, launch dirs or LaunchPad holds the password
+    assert files_holding(SECRET, hpc.root) == []
 
 
 @pytest.mark.slow
