@@ -1,16 +1,19 @@
 """GPAW, the local plane-wave PAW backend, as atomate2 ASE makers.
 
 Settings stay plain dicts (``mode`` included) so that makers serialise and hash into job keys.
-GPAW runs serially; set OMP_NUM_THREADS=1 on shared machines.
+GPAW runs serially; set OMP_NUM_THREADS=1 on shared machines. Every GPAW job runs under a restart policy
+(makers/restarts.py): SCF non-convergence, a time limit or an unconverged relaxation are retried with
+corrected settings or from the last geometry, up to a cap, each attempt recorded in the job's document.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atomate2.ase.jobs import AseRelaxMaker
+from atomate2.ase.jobs import _ASE_DATA_OBJECTS, AseRelaxMaker
 
 from coatflow.makers.registry import register
+from coatflow.makers.restarts import RestartingAseRelax, restartable_make, settings_without_restarts
 
 #: PBE, 400 eV plane waves, k-point density 3.5 per Å^-1, 0.1 eV Fermi-Dirac smearing.
 DEFAULT_GPAW_KWARGS = {
@@ -37,14 +40,17 @@ def gpaw_eigenvalues(calc) -> list[list]:
 
 
 @dataclass
-class GpawRelaxMaker(AseRelaxMaker):
-    """Relax ions and cell with GPAW (see atomate2.ase.jobs.AseRelaxMaker)."""
+class GpawRelaxMaker(RestartingAseRelax, AseRelaxMaker):
+    """Relax ions and cell with GPAW (see atomate2.ase.jobs.AseRelaxMaker), under ``restarts``."""
 
     name: str = "gpaw relax"
     relax_cell: bool = True
     steps: int = 200
     relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.03})
     calculator_kwargs: dict = field(default_factory=lambda: dict(DEFAULT_GPAW_KWARGS))
+
+    make = restartable_make(AseRelaxMaker.make, _ASE_DATA_OBJECTS)
+    key_settings = settings_without_restarts
 
     def _get_calculator(self):
         return gpaw_calculator(self.calculator_kwargs)

@@ -10,7 +10,12 @@ loaded the same way; ``with_mlip_model`` puts any mlip Maker on one of ``MLIP_MO
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
+
+from atomate2.forcefields.jobs import _FORCEFIELD_DATA_OBJECTS, ForceFieldRelaxMaker
+
+from coatflow.makers.restarts import RestartingAseRelax, restartable_make
 
 #: ``calculator_meta`` for atomate2's force-field makers: an import path atomate2 can call.
 CHGNET_CALCULATOR = "coatflow.makers.mlip.CHGNetCalculator"
@@ -125,3 +130,15 @@ def __getattr__(name: str):
     if name == "SevenNetCalculator":
         return _sevennet_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- force-field relaxations under a restart policy (makers/restarts.py) -------------------------
+
+
+@dataclass
+class RestartingForceFieldRelaxMaker(RestartingAseRelax, ForceFieldRelaxMaker):
+    """atomate2's ``ForceFieldRelaxMaker`` under ``restarts``: a relaxation stopped by the time limit or out of
+    steps goes on from the last geometry of its trajectory, up to the cap, each attempt in the job's document.
+    Its key is that of ``ForceFieldRelaxMaker`` (``PHYSICAL_FIELDS`` of workflows/campaign.py)."""
+
+    make = restartable_make(ForceFieldRelaxMaker.make, _FORCEFIELD_DATA_OBJECTS)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from atomate2.vasp.jobs.mp import MPGGARelaxMaker
 from jobflow import Maker
 from pymatgen.core import Structure
 
-from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
+from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA, RestartingForceFieldRelaxMaker
 from coatflow.makers.registry import get_maker, register
 
 
 @dataclass
-class MLIPBulkRelaxMaker(ForceFieldRelaxMaker):
+class MLIPBulkRelaxMaker(RestartingForceFieldRelaxMaker):
     """Full cell and ion relaxation with CHGNet (weights ship in the chgnet wheel)."""
 
     name: str = "mlip bulk relax"
