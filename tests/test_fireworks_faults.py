@@ -5,7 +5,7 @@
 * two ``submit`` at once add each workflow once;
 * a second process on the mongomock LaunchPad file is refused (two workers used to run every job twice).
 
-The workers are real ``python -m coatflow.launchers.fireworks rlaunch`` processes on FireWorks' mongomock
+The workers are real ``python -m coatflow.launchers.fw_worker rlaunch`` processes on FireWorks' mongomock
 file LaunchPad; the MongoDB clients are real pymongo clients created with ``connect=False`` (no server).
 """
 
@@ -53,7 +53,8 @@ def test_launchpad_gets_the_uri_as_given_and_the_password_in_memory(kind, tmp_pa
     import pymongo
 
     import fireworks.core.launchpad as fwlp
-    from coatflow.launchers.fireworks import env_password_launchpad, launchpad_settings, write_worker_files
+    from coatflow.launchers.fireworks import launchpad_settings, write_worker_files
+    from coatflow.launchers.fw_worker import env_password_launchpad
 
     uri = URIS[kind]
     monkeypatch.setenv("COATFLOW_MONGODB_PASSWORD", SECRET)
@@ -93,13 +94,14 @@ def test_launchpad_gets_the_uri_as_given_and_the_password_in_memory(kind, tmp_pa
 
 
 def test_no_user_in_the_uri_or_a_certificate_means_no_password(monkeypatch):
-    from coatflow.launchers import fireworks
+    from coatflow.launchers import config, fw_worker
 
+    assert fw_worker.PASSWORD_ENV == config.PASSWORD_ENV
     monkeypatch.setenv("COATFLOW_MONGODB_PASSWORD", SECRET)
     settings = {"host": "mongodb://db.example.org/", "uri_mode": True, "name": "lp"}
-    assert fireworks.with_env_password(settings) == settings
+    assert fw_worker.with_env_password(settings) == settings
     x509 = {**settings, "host": "mongodb://CN=coatflow@db.example.org/?authMechanism=MONGODB-X509&tls=true"}
-    assert fireworks.with_env_password(x509) == x509  # a certificate: pymongo refuses a password
+    assert fw_worker.with_env_password(x509) == x509  # a certificate: pymongo refuses a password
 
 
 def test_a_launchpad_user_without_the_password_is_one_line_not_a_traceback(tmp_path, monkeypatch):
@@ -197,7 +199,7 @@ def test_a_lock_left_by_a_dead_submit_is_taken_over_after_its_lease(launchpad_co
 
 class Worker:
     """A campaign dir with a mongomock LaunchPad, a URI-mode launchpad.yaml with a user, and FireWorks'
-    ``ScriptTask`` jobs; starts ``python -m coatflow.launchers.fireworks rlaunch`` workers on it."""
+    ``ScriptTask`` jobs; starts ``python -m coatflow.launchers.fw_worker rlaunch`` workers on it."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -225,7 +227,7 @@ class Worker:
 
     def start(self, *rlaunch: str) -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "coatflow.launchers.fireworks", "rlaunch", "-l", str(self.fw / "launchpad.yaml"),
+            [sys.executable, "-m", "coatflow.launchers.fw_worker", "rlaunch", "-l", str(self.fw / "launchpad.yaml"),
              "-w", str(self.fw / "fworker.yaml"), *rlaunch], cwd=self.root / "launches", env=self.env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -305,11 +307,12 @@ def test_a_second_process_on_the_mongomock_launchpad_is_refused(tmp_path):
 
 
 def test_the_lock_is_reentrant_in_one_process_and_released_at_the_end(tmp_path):
-    from coatflow.launchers import fireworks
+    from coatflow.launchers import fw_worker
+    from coatflow.launchers.fireworks import open_launchpad
 
     config = _config(tmp_path, mongomock_file=str(tmp_path / "launchpad.json"))
-    with fireworks.open_launchpad(config):
-        with fireworks.open_launchpad(config) as lp:  # nested: same process, no refusal
+    with open_launchpad(config):
+        with open_launchpad(config) as lp:  # nested: same process, no refusal
             lp.fireworks.count_documents({})
-        assert fireworks._MONGOMOCK_LOCKS  # still held by the outer block
-    assert not fireworks._MONGOMOCK_LOCKS
+        assert fw_worker._MONGOMOCK_LOCKS  # still held by the outer block
+    assert not fw_worker._MONGOMOCK_LOCKS

@@ -129,7 +129,7 @@ class Hpc:
                 "_fw_name": "CommonAdapter", "_fw_q_type": "SLURM", "nodes": 1, "ntasks": 1,
                 "walltime": walltime, "job_name": "coatflow",
                 "pre_rocket": f"export MONGOMOCK_SERVERSTORE_FILE={root / 'launchpad.json'}",
-                "rocket_launch": f"{sys.executable} -m coatflow.launchers.fireworks rlaunch "
+                "rocket_launch": f"{sys.executable} -m coatflow.launchers.fw_worker rlaunch "
                                  f"-l {self.fw / 'launchpad.yaml'} -w {self.fw / 'fworker.yaml'} "
                                  "rapidfire --max_loops 1 --sleep 1",
             }))
