@@ -19,6 +19,7 @@ import gzip
 import html
 import json
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ matplotlib.use("Agg")  # headless: the report never opens a window
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from jobflow import OutputReference  # noqa: E402
 from pymatgen.core import Composition  # noqa: E402
 
 from coatflow.launchers.stores import CampaignStores  # noqa: E402
@@ -37,7 +39,7 @@ from coatflow.workflows.builders import newest_by_formula, rank_candidates  # no
 from coatflow.workflows.campaign import FunnelPlanner  # noqa: E402
 from coatflow.workflows.candidates import load_candidates  # noqa: E402
 from coatflow.workflows.phase_diagrams import entries_on_scale  # noqa: E402
-from coatflow.workflows.reference_data import data_path  # noqa: E402
+from coatflow.workflows.reference_data import competing_phases, data_path  # noqa: E402
 from coatflow.workflows.stages import STAGES  # noqa: E402
 
 STAGE_BY_NAME = {s.stage: s for s in STAGES}
@@ -100,33 +102,48 @@ class StoredCampaign:
         docs = [{k: v for k, v in d.items() if k != "_id"} for d in self.stores.maps.query({})]
         return sorted(docs, key=lambda d: (d["electrolyte"], d["cathode"], d["state_of_charge"]))
 
-    def thermo_entries(self) -> dict[str, tuple]:
-        """material_id -> (candidate entry, competing entries) the phase-diagram stages used.
+    def thermo_entries(self) -> dict[str, ThermoInputs]:
+        """material_id -> the stored relaxed energies the phase-diagram stages of the current config read.
 
-        The planner is asked which stored relaxations the current config's stages read (nothing runs; the
-        candidates are planned up to the interfacial stage); a candidate whose energies are not all stored is
-        left out.
+        The planner names the relaxations (nothing runs; candidates are planned up to the interfacial stage,
+        or ``run.stop_after`` if earlier); those not stored are listed as missing.
         """
-        from jobflow import OutputReference
-
-
         cfg = self.config
         if cfg.thermo.entries != "local":
             raise Missing("thermo.entries is 'mp': the report draws phase diagrams of local (stored) energies only")
-        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"stop_after": "interfacial_reactions"})})
+        names = [s.stage for s in STAGES]
+        last = min(names.index("interfacial_reactions"), names.index(cfg.run.stop_after or names[-1]))
+        cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"stop_after": names[last]})})
         planner = FunnelPlanner(cfg, self.stores.jobs, self.stores.cache)
         wanted = {r["material_id"] for r in self.rows if "phase_stability" in r.get("stages", {})}
+        source = {"kind": "local", "backend": cfg.bulk_relax.backend}
         out = {}
         for cand in load_candidates(cfg, self.stores.cache):
             if cand.material_id not in wanted:
                 continue
             memo = planner.plan(cand).__dict__.get("_thermo_memo", {})
             docs = {k: v[0] for k, v in memo.items()}
-            if not docs or any(v is None or isinstance(v, OutputReference) for v in docs.values()):
+            stored = {k: v for k, v in docs.items() if v is not None and not isinstance(v, OutputReference)}
+            if "candidate" not in stored:
                 continue
-            cand_doc = docs.pop("candidate")
-            out[cand.material_id] = entries_on_scale(cand_doc, docs, {"kind": "local", "backend": cfg.bulk_relax.backend})
+            cand_entry, entries = entries_on_scale(stored.pop("candidate"), stored, source)
+            missing = {pid: {sp["element"] for site in competing_phases()[pid]["sites"] for sp in site["species"]}
+                       for pid in docs if pid != "candidate" and pid not in stored}
+            out[cand.material_id] = ThermoInputs(cand_entry, entries, missing)
         return out
+
+
+@dataclass
+class ThermoInputs:
+    """A candidate's relaxed-energy entry, its stored competing entries, and the phases not stored (their elements)."""
+
+    candidate: object
+    entries: list
+    missing: dict[str, set[str]]
+
+    def complete_for(self, elements) -> bool:
+        els = {str(e) for e in elements}
+        return not any(m <= els for m in self.missing.values())
 
 
 # --- 1. funnel ----------------------------------------------------------------------------------------
@@ -150,18 +167,22 @@ def funnel_data(rows: list[dict]) -> dict:
 
 
 def draw_funnel(d: dict) -> Figure:
-    fig = Figure(figsize=(10, 5.2))
+    fig = Figure(figsize=(max(8.0, 1.4 * len(d["counts"])), 5.2))
     ax = fig.add_subplot()
     x = np.arange(len(d["counts"]))
     ax.bar(x, d["counts"], color=["tab:blue", *["tab:green"] * (len(x) - 1)])
     for i, (n, s) in enumerate(zip(d["counts"], d["labels"])):
         out = d["failed"].get(s, [])
         ax.text(i, n, f"{n}" + (f"\n−{len(out)}" if out else ""), ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(x, [f"{s}\n{c}" if c else s for s, c in zip(d["labels"], d["criteria"])], rotation=30, ha="right",
+    ax.set_xticks(x, [s + ("\n" + textwrap.fill(c, 26) if c else "") for s, c in zip(d["labels"], d["criteria"])],
                   fontsize=7)
     ax.set_ylabel("candidates remaining")
     ax.set_ylim(0, max(d["counts"], default=1) * 1.2 + 0.5)
     ax.set_title("Screening funnel: candidates remaining after each stage (−n: failed there)")
+    waiting = sum(len(v) for v in d["pending"].values())
+    if waiting:
+        ax.text(0.99, 0.97, f"{waiting} candidate(s) not failed but without a verdict past their furthest stage "
+                "(not run yet or run.stop_after)", transform=ax.transAxes, ha="right", va="top", fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -267,7 +288,7 @@ def product_class(formula: str, gap: float | None, gap_min: float | None) -> str
     return "insulating" if gap >= gap_min else ("metallic" if gap <= 0 else "mixed")
 
 
-def interfacial_data(row: dict, entries: tuple | None) -> dict:
+def interfacial_data(row: dict, inputs: ThermoInputs | None) -> dict:
     """Per computed pair: the stored most exothermic point and products, and the reaction-energy curve
     (InterfacialReactivity kinks on the stored relaxed energies the stage used)."""
     from pymatgen.analysis.interface_reactions import InterfacialReactivity
@@ -285,10 +306,9 @@ def interfacial_data(row: dict, entries: tuple | None) -> dict:
     out = {}
     for name, p in pairs.items():
         a, b = (s.strip() for s in name.split("|"))
-        curve = None
-        if entries is not None:
-            cand, others = entries
-            pool = thermo.in_chemsys([*others, cand], {*Composition(a).elements, *Composition(b).elements})
+        curve, els = None, {*Composition(a).elements, *Composition(b).elements}
+        if inputs is not None and inputs.complete_for(els):
+            pool = thermo.in_chemsys([*inputs.entries, inputs.candidate], els)
             ir = InterfacialReactivity(Composition(a), Composition(b), thermo.phase_diagram(pool), norm=True,
                                        use_hull_energy=True)
             kinks = list(ir.get_kinks())
@@ -302,7 +322,7 @@ def interfacial_data(row: dict, entries: tuple | None) -> dict:
                      "classes": {f: product_class(f, pg.get(f), gap_min) for f in prods},
                      "stored_class": p.get("product_class") or {}, "curve": curve}
     return {"material_id": row["material_id"], "formula": row["formula"], "pairs": out, "gap_min": gap_min,
-            "curves": entries is not None, "gaps": gaps}
+            "gaps": gaps}
 
 
 def draw_interfacial(d: dict) -> Figure:
@@ -479,13 +499,13 @@ def draw_slab(d: dict) -> Figure:
         ax.axhline(d["vbm"], color="tab:green", lw=1, label=f"VBM (bulk-aligned) {d['vbm']:.2f} eV")
         ax.annotate("", (x, d["vbm"]), (x, d["vacuum_level"]), arrowprops={"arrowstyle": "<->", "color": "tab:green"})
         ax.text(x, (d["vbm"] + d["vacuum_level"]) / 2, f" IP {d['ionization_potential']:.2f} eV", color="tab:green",
-                fontsize=8)
+                fontsize=8, backgroundcolor="white")
     if d["work_function"] is not None:
         x2 = d["z"][len(d["z"]) // 3]
         ax.annotate("", (x2, d["fermi_level"]), (x2, d["vacuum_level"]),
                     arrowprops={"arrowstyle": "<->", "color": "tab:red"})
         ax.text(x2, (d["fermi_level"] + d["vacuum_level"]) / 2, f" WF {d['work_function']:.2f} eV",
-                color="tab:red", fontsize=8)
+                color="tab:red", fontsize=8, backgroundcolor="white")
     ax.set_xlabel("z (Å)")
     ax.set_ylabel("energy (eV)")
     facet = "".join(str(i) for i in d["facet"])
@@ -540,9 +560,9 @@ def draw_defects(d: dict) -> Figure:
         ax.legend(fontsize=7)
     ax = axes[2]
     ax.plot(d["voltage"], d["fermi_level"], "o-", ms=3)
-    ax.axhspan(d["band_gap"], d["band_gap"] * 1.02 + 0.05, color="tab:blue", alpha=0.2)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.axhline(d["band_gap"], color="k", lw=0.5)
+    ax.axhline(0, color="tab:blue", lw=1, label="VBM")
+    ax.axhline(d["band_gap"], color="tab:red", lw=1, label=f"CBM (gap {d['band_gap']:.2f} eV)")
+    ax.legend(fontsize=7)
     ax.set_xlabel("voltage (V vs Li/Li⁺) = −μ_Li/e")
     ax.set_ylabel("E_F − VBM (eV)")
     sec = ax.secondary_xaxis("top", functions=(lambda v: -v, lambda m: -m))
@@ -579,15 +599,18 @@ def draw_map(d: dict) -> Figure:
         v = np.array(s["voltage"], dtype=float)
         lo, hi = float(v.min()), float(v.max())
         pad = max(0.15 * (hi - lo), 0.3)
-        ax.axvspan(lo - pad, lo, color="silver", alpha=0.5)
+        ax.axvspan(lo - pad, lo, color="lightsteelblue", alpha=0.5)
         ax.axvspan(hi, hi + pad, color="wheat", alpha=0.5)
+        ax.text(lo - pad / 2, 0.98, "Li", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8)
+        ax.text(hi + pad / 2, 0.98, d["cathode"], transform=ax.get_xaxis_transform(), ha="center", va="top",
+                fontsize=8)
         for x, r in zip(v, s["region"]):
             if r != "electrolyte":
                 ax.axvspan(x - 0.01, x + 0.01, color="gray", alpha=0.3, lw=0)
         ax.plot(v, _nan(s["phi"]), color="k", lw=2, label="φ (V)")
         ax.plot(v, _nan(s["vbm"]), color="tab:blue", label="VBM (eV)")
         ax.plot(v, _nan(s["cbm"]), color="tab:red", label="CBM (eV)")
-        ax.plot(v, s["electron_level"], color="tab:green", ls="--", label="electron level μ_e (eV)")
+        ax.plot(v, s["electron_level"], color="tab:green", ls="--", label="electron level (eV)")
         ax.plot([lo - pad, lo], [s["phi_li"]] * 2, color="k", lw=2)
         if s["phi_cathode"] is not None:
             ax.plot([hi, hi + pad], [s["phi_cathode"]] * 2, color="k", lw=2)
@@ -605,10 +628,13 @@ def draw_map(d: dict) -> Figure:
 # --- 10. phase diagrams -------------------------------------------------------------------------------
 
 
-def phase_diagram_data(row: dict, entries: tuple) -> dict:
-
-    cand, others = entries
+def phase_diagram_data(row: dict, inputs: ThermoInputs | None) -> dict:
+    if inputs is None:
+        raise Missing("the candidate's relaxed energy is not stored for this config")
+    cand, others = inputs.candidate, inputs.entries
     els = cand.composition.elements
+    if not inputs.complete_for(els):
+        raise Missing(f"relaxations of competing phases not stored: {', '.join(sorted(inputs.missing))}")
     if len(els) > 4:
         raise Missing(f"{len(els)} elements: PDPlotter draws up to quaternary systems")
     pool = thermo.in_chemsys([*others, cand], set(els))
@@ -698,18 +724,21 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
             rep.draw("windows", "3. Electrochemical windows", lambda: window_data(rows), draw_windows)
         try:
             entries = camp.thermo_entries() if any("phase_stability" in r["stages"] for r in funnel) else {}
-            why_entries = "the relaxed energies of its competing phases are not all stored for this config"
         except Missing as exc:
-            entries, why_entries = {}, str(exc)
+            entries = {}
+            rep.skipped.append(("4. reaction-energy curves and 10. phase diagrams", str(exc)))
         for r in funnel:
             mid = r["material_id"]
             st = r["stages"]
             if "interfacial_reactions" in st:
                 rep.draw(f"interfacial_{mid}", f"4. Interfacial reactions, {r['formula']} ({mid})",
                          lambda r=r: interfacial_data(r, entries.get(r["material_id"])), draw_interfacial, mid)
-                if mid not in entries:
-                    rep.skipped.append((f"4. reaction-energy curves, {mid}", why_entries +
-                                        "; only the stored minimum of each pair is drawn"))
+                if rep.figures and rep.figures[-1].name == f"interfacial_{mid}":
+                    bare = [k for k, p in rep.figures[-1].data["pairs"].items() if p["curve"] is None]
+                    if bare:
+                        rep.skipped.append((f"4. reaction-energy curves, {mid}", "the relaxed energies of the "
+                                            f"competing phases are not all stored for {', '.join(bare)}; only the "
+                                            "stored minimum of those pairs is drawn"))
             if "li_adsorption" in st:
                 rep.draw(f"adsorption_{mid}", f"5. Li adsorption, {r['formula']} ({mid})",
                          lambda r=r: adsorption_data(r), draw_adsorption, mid)
@@ -717,17 +746,19 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
                 rep.draw(f"migration_{mid}", f"6. Li migration, {r['formula']} ({mid})",
                          lambda r=r: migration_data(r, camp.hop_docs(r["material_id"])), draw_migration, mid)
             if "phase_stability" in st and st["phase_stability"]["status"] != "not_computed":
-                if mid in entries:
-                    rep.draw(f"phase_diagram_{mid}", f"10. Phase diagram, {r['formula']} ({mid})",
-                             lambda r=r: phase_diagram_data(r, entries[r["material_id"]]), draw_phase_diagram, mid)
-                else:
-                    rep.skipped.append((f"10. Phase diagram, {mid}", why_entries))
+                rep.draw(f"phase_diagram_{mid}", f"10. Phase diagram, {r['formula']} ({mid})",
+                         lambda r=r: phase_diagram_data(r, entries.get(r["material_id"])), draw_phase_diagram, mid)
         for formula, summ in sorted(camp.outputs("surface_summary").items()):
             rep.draw(f"slab_{summ['material_id']}", f"7. Slab, {formula} ({summ['material_id']})",
                      lambda s=summ: slab_data(s, camp.potential), draw_slab, summ["material_id"])
         for formula, doc in sorted(camp.outputs("defect_thermo").items()):
             rep.draw(f"defects_{doc['material_id']}", f"8. Defects, {formula} ({doc['material_id']})",
                      lambda doc=doc: defect_data(doc), draw_defects, doc["material_id"])
+        for section, task, what in (("slab", "surface_summary", "7. Slabs"), ("defects", "defect_thermo", "8. Defects")):
+            asked = getattr(config, section).ip_materials if section == "slab" else config.defects.materials
+            have = camp.outputs(task)
+            if asked and not have:
+                rep.skipped.append((what, f"no {task} document stored for {', '.join(asked)} (run `coatflow run`)"))
         maps = camp.maps()
         stacks: dict[tuple, list] = {}
         for m in maps:
@@ -746,7 +777,7 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
 
 def _cell(stage, summary: dict | None) -> str:
     if summary is None:
-        return ""
+        return "<td></td>"
     mark = {"passed": "pass", "failed": "FAIL", "not_computed": "n/c"}[summary["status"]]
     text = f"{stage.value_text(summary)}{mark}{stage.note(summary.get('details') or {})}"
     tip = summary.get("reason") or summary.get("criterion") or ""

@@ -1,0 +1,218 @@
+"""``coatflow report`` (launchers/report.py): every figure plots the stored numbers, a figure without data is left out
+with its reason, and the page opens in a real headless browser (Debian's chromium) with every image loaded."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import li2o, lif, lirho2, run_cli
+
+from coatflow.launchers.config import load_config
+from coatflow.launchers.report import build_report
+from coatflow.launchers.stores import CampaignStores
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A three-candidate CHGNet campaign up to the shear modulus (LiRhO2 fails the element filter), one
+    electrolyte partner; (config path, the report folder written by `coatflow report`, its stdout)."""
+    root = tmp_path_factory.mktemp("report")
+    d = root / "structures"
+    d.mkdir()
+    li2o().to(filename=str(d / "Li2O.cif"))
+    lif().to(filename=str(d / "POSCAR_LiF"))
+    lirho2().to(filename=str(d / "LiRhO2.json"))
+    cfg = root / "coatflow.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "candidates": {"source": "files", "paths": [str(d)]}, "run": {"stop_after": "shear_modulus", "workers": 1},
+        "interfacial_reactions": {"electrolytes": ["LiF"]}, "store": {"kind": "embedded", "path": "store"}}))
+    run = run_cli("run", "-c", str(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"coatflow report -c {cfg}" in run.stdout  # `run` names the command that draws the figures
+    out = root / "report"
+    rep = run_cli("report", "-c", str(cfg), "--out", str(out), timeout=900)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    return cfg, out, rep.stdout
+
+
+@pytest.fixture(scope="module")
+def drawn(small, tmp_path_factory):
+    """(figures by name, the candidates collection, the report): the report built in-process, figures kept."""
+    cfg, _, _ = small
+    config = load_config(cfg)
+    rep = build_report(config, tmp_path_factory.mktemp("again"), keep_figures=True)
+    stores = CampaignStores(config).connect()
+    try:
+        rows = {d["material_id"]: d for d in stores.candidates.query({}, properties={"_id": 0})}
+    finally:
+        stores.close()
+    return {f.name: f for f in rep.figures}, rows, rep
+
+
+def test_every_figure_is_written_as_png_and_svg_and_linked_from_the_page(small, drawn):
+    _, out, stdout = small
+    figs, rows, rep = drawn
+    page = (out / "index.html").read_text()
+    for name in figs:
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+        assert f'src="figures/{name}.png"' in page
+    assert {"funnel", "shear_modulus", "windows", "interfacial_file-Li2O", "phase_diagram_file-Li2O"} <= set(figs)
+    for mid, row in rows.items():  # the ranked table: one row per candidate, links to its figures
+        assert f'id="row-{mid}"' in page
+        for f in (f for f in figs.values() if f.material_id == mid):
+            assert f'href="#{f.name}"' in page
+    assert f"wrote {out / 'index.html'} ({len(figs)} figures)" in stdout
+    assert "adsorption" not in stdout  # the campaign stopped before Li adsorption: no figure, and no line about it
+
+
+def test_funnel_bars_are_the_counts_of_the_candidates_collection(drawn):
+    figs, rows, _ = drawn
+    f = figs["funnel"]
+    stages = f.data["labels"][1:]
+    expected = [len(rows)] + [sum(1 for r in rows.values() if s in r["stages"] and r["stages"][s]["status"] != "failed")
+                              for s in stages]
+    heights = [p.get_height() for p in f.figure.axes[0].patches]
+    assert heights == expected == f.data["counts"]
+    assert f.data["failed"]["database_filter"] == ["file-LiRhO2"]  # precious Rh
+    assert stages[0] == "database_filter" and heights[1] == len(rows) - 1
+
+
+def test_shear_bars_are_the_stored_g_vrh_with_the_threshold_and_bundled_pbe_values(drawn):
+    figs, rows, _ = drawn
+    f = figs["shear_modulus"]
+    stored = {m: r["stages"]["shear_modulus"]["value"] for m, r in rows.items() if "shear_modulus" in r["stages"]}
+    ax = f.figure.axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == [stored[m] for m in f.data["material_ids"]] == sorted(stored.values())
+    crit = next(iter(rows[m]["stages"]["shear_modulus"]["criterion"] for m in stored))
+    assert f"{f.data['threshold']:g}" in crit and ax.lines[0].get_xdata()[0] == f.data["threshold"]
+    i = f.data["material_ids"].index("file-Li2O")
+    assert f.data["dft"][i] == pytest.approx(68.452)  # Li2O, mp-1960, data/elastic_reference.json.gz
+
+
+def test_window_points_are_the_stored_limits(drawn):
+    figs, rows, _ = drawn
+    f = figs["windows"]
+    pts = f.figure.axes[0].collections[0].get_offsets()
+    for (x, y), mid in zip(pts, f.data["material_ids"]):
+        det = rows[mid]["stages"]["stability_window"]["details"]
+        assert (x, y) == (det["reduction_limit"], det["oxidation_limit"])
+    assert len(pts) == sum("stability_window" in r["stages"] for r in rows.values())
+
+
+def test_interfacial_curves_reach_the_stored_minimum_of_every_pair(drawn):
+    figs, rows, _ = drawn
+    f = figs["interfacial_file-Li2O"]
+    pairs = rows["file-Li2O"]["stages"]["interfacial_reactions"]["details"]["pairs"]
+    computed = {k for k, v in pairs.items() if v["status"] == "computed"}
+    assert set(f.data["pairs"]) == computed and computed
+    for name, p in f.data["pairs"].items():
+        # the curve is rebuilt from the stored relaxed energies the stage used: its lowest kink is the stored one
+        assert min(p["curve"]["energy"]) == pytest.approx(pairs[name]["reaction_energy"], abs=1e-4)
+        assert p["mixing_ratio"] == pairs[name]["mixing_ratio"]
+        for prod, cls in p["classes"].items():
+            assert (cls == "insulating") == (pairs[name]["product_class"][prod] == "insulating")
+
+
+def test_phase_diagram_is_built_from_the_stored_energies_of_the_stage(drawn):
+    figs, rows, _ = drawn
+    for mid in ("file-Li2O", "file-POSCAR_LiF"):
+        d = figs[f"phase_diagram_{mid}"].data
+        assert round(1000 * d["e_above_hull"], 1) == pytest.approx(rows[mid]["stages"]["phase_stability"]["value"])
+        assert d["entries"] == len(rows[mid]["stages"]["phase_stability"]["details"]["competing_phases"]) + 1
+
+
+def test_a_figure_without_stored_data_is_left_out_with_one_line(tmp_path):
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text(yaml.safe_dump({"store": {"kind": "embedded", "path": "store"}}))
+    rep = run_cli("report", "-c", str(cfg), "--out", str(tmp_path / "out"), timeout=600)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    line = "left out: 1. Screening funnel: the candidates collection is empty (run `coatflow run`)"
+    assert line in rep.stdout.splitlines()
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "the candidates collection is empty" in page and "<img" not in page
+
+
+def _browser(user_dir: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              f"--user-data-dir={user_dir}", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
+
+
+def test_the_page_opens_in_headless_chromium_with_every_image_loaded(small, tmp_path):
+    assert CHROMIUM and CHROMEDRIVER, "Debian's chromium and chromium-driver are missing: run `bash .ci/install`"
+    _, out, _ = small
+    driver = _browser(tmp_path / "chromium")
+    try:
+        driver.get((out / "index.html").resolve().as_uri())
+        driver.execute_async_script(  # wait until every image has finished (loaded or failed)
+            "const done = arguments[0]; Promise.all([...document.images].map(i => i.complete ? 1 :"
+            " new Promise(r => { i.onload = i.onerror = r; }))).then(done);")
+        images = driver.execute_script(
+            "return [...document.images].map(i => [i.getAttribute('src'), i.complete, i.naturalWidth]);")
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        shot = tmp_path / "report.png"
+        driver.save_screenshot(str(shot))
+        title = driver.title
+    finally:
+        driver.quit()
+    assert title == "coatflow report"
+    assert len(images) >= 5
+    assert all(ok and width > 0 for _, ok, width in images), images
+    assert errors == [], json.dumps(errors)
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_report_of_the_lif_licoo2_stack_draws_slabs_defects_and_potential_maps(lif_stack, tmp_path):
+    cfg, _ = lif_stack
+    config = load_config(cfg)
+    rep = build_report(config, tmp_path, keep_figures=True)
+    figs = {f.name: f for f in rep.figures}
+    stores = CampaignStores(config).connect()
+    try:
+        maps = list(stores.maps.query({}))
+        surfaces = {d["output"]["formula"]: d["output"] for d in stores.jobs.query(
+            {"metadata.coatflow.task": "surface_summary"}, properties=["output"])}
+        defects = stores.jobs.query_one({"metadata.coatflow.task": "defect_thermo"}, properties=["output"])["output"]
+        lif_slab = stores.jobs.get_output(surfaces["LiF"]["best"]["calc_uuid"], load=True)
+    finally:
+        stores.close()
+    # slabs: the stored planar-average potential and plateaus; IP = vacuum - VBM
+    s = figs[f"slab_{surfaces['LiF']['material_id']}"]
+    assert np.allclose(s.figure.axes[0].lines[0].get_ydata(), lif_slab["potential"])
+    best = surfaces["LiF"]["best"]
+    assert s.data["vacuum_levels"] == best["vacuum_levels"]
+    assert s.data["vacuum_level"] - s.data["vbm"] == pytest.approx(best["ionization_potential"])
+    assert {f"slab_{o['material_id']}" for o in surfaces.values() if o.get("best")} <= set(figs)
+    # defects: E_F(voltage) is the stored E_F(mu_Li); the Li-rich lines at E_F = 0 are the stored e0
+    d = figs[f"defects_{defects['material_id']}"]
+    ax_ef = d.figure.axes[2]
+    assert np.allclose(ax_ef.lines[0].get_ydata(), [p["fermi_level"] for p in defects["fermi"]])
+    assert np.allclose(ax_ef.lines[0].get_xdata(), [p["voltage"] for p in defects["fermi"]])
+    for cs in defects["charge_states"]:
+        assert d.data["lines"][f"{cs['name']} {cs['charge']:+d}"]["li_rich"][0] == pytest.approx(cs["e0_at_li_rich"])
+    # potential maps: one panel per state of charge, phi and band edges from the stored profile
+    m = figs["potential_map_LiF_LiCoO2"]
+    by_soc = {x["state_of_charge"]: x for x in maps}
+    assert [st["soc"] for st in m.data["states"]] == sorted(by_soc)
+    for ax, st in zip(m.figure.axes, m.data["states"]):
+        prof = by_soc[st["soc"]]["profile"]
+        phi = [ln for ln in ax.lines if ln.get_label() == "φ (V)"][0]
+        assert np.allclose(phi.get_ydata(), [np.nan if v is None else v for v in prof["phi"]], equal_nan=True)
+        assert np.allclose(phi.get_xdata(), prof["voltage"])
+        assert f"{by_soc[st['soc']]['delta_phi_anode']:+.2f}" in ax.get_title()
