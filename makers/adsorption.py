@@ -19,12 +19,13 @@ from ase.constraints import FixAtoms
 from atomate2.ase.utils import AseRelaxer
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from atomate2.vasp.flows.adsorption import AdsorptionMaker
-from jobflow import Flow, Job, Maker, Response, job
+from jobflow import Flow, Job, JobConfig, Maker, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
 from coatflow.makers.registry import get_maker, register
+from coatflow.makers.restarts import label_sub_job, parent_key, stored_output, sub_key
 from coatflow.workflows.analysis.adsorption_sites import (NO_PHYSICAL_SITE, adsorption_energy, adslab, check_outcome,
                                                           coordination, enumerate_sites, lowest_physical_site,
                                                           relaxed_site)
@@ -258,9 +259,12 @@ def _task_summary(doc) -> dict:
 # --- DFT confirmation -------------------------------------------------------------------------
 
 
-@job(name="li adsorption: DFT confirmation")
+@job(name="li adsorption: DFT confirmation", config=JobConfig(expose_store=True))
 def confirm_with_dft(doc: LiAdsorptionDoc, backend: str, k: int) -> Response:
-    """DFT single points on the ML-relaxed clean slab, bcc Li and the k lowest physical sites (AdsorbML ML+SP)."""
+    """DFT single points on the ML-relaxed clean slab, bcc Li and the k lowest physical sites (AdsorbML ML+SP).
+
+    In a campaign each single point is keyed by this job's key and its role (slab, Li, site index); one whose
+    key is stored (a run stopped half-way) is not run again."""
     good = sorted((s for s in doc.sites if not s.flags and s.e_ads_ml is not None), key=lambda s: s.e_ads_ml)[:k]
     if doc.slab is None or not good:
         doc.dft = {"status": "not_run", "backend": backend, "reason": doc.reason or "no physical site to confirm"}
@@ -271,8 +275,21 @@ def confirm_with_dft(doc: LiAdsorptionDoc, backend: str, k: int) -> Response:
     except CoatflowError:  # no slab maker for this backend: the bulk static (periodic in 3D) runs the slabs
         slab = bulk
     # bcc Li as built (a = 3.51 Å), not relaxed: see workflows/analysis/structures.py
-    jobs = [slab.make(doc.slab), bulk.make(bcc_li())] + [slab.make(s.structure) for s in good]
-    combine = combine_dft(doc, backend, [s.index for s in good], [j.output for j in jobs])
+    todo = [("slab", slab, doc.slab), ("li", bulk, bcc_li())] + [(f"site {s.index}", slab, s.structure)
+                                                                 for s in good]
+    jobs, outputs, parent = [], [], parent_key()
+    for role, maker, structure in todo:
+        key = sub_key(parent, "dft", role) if parent else None
+        found, stored = stored_output(key)
+        if found:
+            outputs.append(stored)
+            continue
+        j = maker.make(structure)
+        if key:
+            label_sub_job(j, key)
+        jobs.append(j)
+        outputs.append(j.output)
+    combine = combine_dft(doc, backend, [s.index for s in good], outputs)
     return Response(replace=Flow([*jobs, combine], output=combine.output))
 
 

@@ -11,12 +11,13 @@ import time
 from dataclasses import dataclass, field
 
 from atomate2.vasp.jobs.core import StaticMaker
-from jobflow import Maker, job
+from jobflow import JobConfig, Maker, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, gpaw_calculator, gpaw_eigenvalues
 from coatflow.makers.registry import register
+from coatflow.makers.restarts import RestartPolicy, scf_with_restarts, settings_without_restarts
 from coatflow.workflows.analysis.band_edges import band_edges
 from coatflow.workflows.schemas import BandGapDoc
 
@@ -30,19 +31,21 @@ GAP_GPAW_KWARGS = {**DEFAULT_GPAW_KWARGS, "mode": {"name": "pw", "ecut": 350}, "
 class GpawBandGapMaker(Maker):
     name: str = "gpaw band gap"
     calculator_kwargs: dict = field(default_factory=lambda: dict(GAP_GPAW_KWARGS))
+    restarts: RestartPolicy = field(default_factory=RestartPolicy)  # makers/restarts.py; not in the key
 
-    @job
+    key_settings = settings_without_restarts
+
+    @job(config=JobConfig(expose_store=True))
     def make(self, structure: Structure) -> BandGapDoc:
         atoms = AseAtomsAdaptor.get_atoms(structure)
-        atoms.calc = gpaw_calculator(self.calculator_kwargs)
         t0 = time.perf_counter()
-        atoms.get_potential_energy()
+        _, used = scf_with_restarts(atoms, gpaw_calculator, self.calculator_kwargs, self.restarts)
         calc = atoms.calc
         # a band crossing E_F leaves a different number of states below it at different k-points: gap 0
         edges = band_edges(gpaw_eigenvalues(calc), float(calc.get_fermi_level()), calc.get_number_of_electrons())
         return BandGapDoc(formula=structure.composition.reduced_formula, band_gap=round(edges.gap, 4), vbm=edges.vbm,
                           cbm=edges.cbm, n_kpoints=len(calc.get_ibz_k_points()), source="GPAW PBE",
-                          calculator={**DEFAULT_GPAW_KWARGS, **self.calculator_kwargs},
+                          calculator={**DEFAULT_GPAW_KWARGS, **used},
                           elapsed_time=time.perf_counter() - t0)
 
 

@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from jobflow import job
+from jobflow import JobConfig, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, GpawStaticMaker, gpaw_calculator
 from coatflow.makers.registry import register
+from coatflow.makers.restarts import CheckpointTrajectory, scf_with_restarts
 from coatflow.workflows.schemas import DefectCalcDoc
 
 
@@ -36,20 +37,28 @@ class GpawDefectMaker(GpawStaticMaker):
     relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.05})
     calculator_kwargs: dict = field(default_factory=lambda: {**DEFAULT_GPAW_KWARGS, "nbands": "120%"})
 
-    @job(data=["planar_potential", "eigenvalues"])
+    @job(data=["planar_potential", "eigenvalues"], config=JobConfig(expose_store=True))
     def make(self, structure: Structure, prev_dir=None) -> DefectCalcDoc:
         from ase.optimize import BFGS
 
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.set_constraint()
-        atoms.calc = gpaw_calculator(self.calculator_kwargs, charge=self.charge)
         t0 = time.perf_counter()
-        n_steps = 0
-        if self.steps > 1:
-            opt = BFGS(atoms, logfile=None)
-            opt.run(fmax=self.relax_kwargs.get("fmax", 0.05), steps=self.steps)
-            n_steps = opt.nsteps
-        energy = float(atoms.get_potential_energy())
+        steps_done = []
+
+        def run(a):  # an attempt after a restart goes on from the geometry the last one reached
+            if self.steps > 1:
+                opt = BFGS(a, logfile=None, trajectory=CheckpointTrajectory(f"relax.{len(steps_done)}.traj"))
+                steps_done.append(0)
+                try:
+                    opt.run(fmax=self.relax_kwargs.get("fmax", 0.05), steps=self.steps)
+                finally:
+                    steps_done[-1] = opt.nsteps
+            return float(a.get_potential_energy())
+
+        energy, used = scf_with_restarts(atoms, lambda kw: gpaw_calculator(kw, charge=self.charge),
+                                         self.calculator_kwargs, self.restarts, run, soft=self.steps > 1)
+        n_steps = sum(steps_done)
         calc = atoms.calc
         nspins = calc.get_number_of_spins()
         nk = len(calc.get_ibz_k_points())
@@ -70,7 +79,7 @@ class GpawDefectMaker(GpawStaticMaker):
             eigenvalues=eigs.tolist(), k_weights=weights.tolist(), nspins=nspins,
             max_force=float(np.abs(atoms.get_forces()).max()), ionic_steps=n_steps,
             max_displacement=float(np.linalg.norm(relaxed.cart_coords - structure.cart_coords, axis=1).max()),
-            calculator={**DEFAULT_GPAW_KWARGS, **self.calculator_kwargs, "charge": self.charge},
+            calculator={**DEFAULT_GPAW_KWARGS, **used, "charge": self.charge},
             elapsed_time=time.perf_counter() - t0,
         )
 

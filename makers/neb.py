@@ -13,6 +13,8 @@ with ``converged=False``. The images go to the ``data`` store (``@job(data="imag
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import logging
 import time
@@ -21,13 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from jobflow import Flow, Maker, Response, job
+from jobflow import Flow, JobConfig, Maker, Response, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
 from coatflow.makers.gpaw import gpaw_calculator
 from coatflow.makers.mlip import CHGNetCalculator
 from coatflow.makers.registry import register
+from coatflow.makers.restarts import (RestartPolicy, label_sub_job, parent_key, run_with_restarts,
+                                      settings_without_restarts, stored_output, sub_key)
 from coatflow.workflows.analysis.hops import check_endpoints, check_images, idpp_images, plan_hops
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import MigrationHopResult
@@ -63,7 +67,7 @@ class NebHopMaker(Maker):
             raise CoatflowError(f"unknown NEB optimizer '{self.optimizer}' (FIRE or BFGS)")
         return opts[self.optimizer](obj, logfile=logfile)
 
-    @job(data="images")
+    @job(data="images", config=JobConfig(expose_store=True))
     def make(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
         threads = getattr(self, "torch_threads", None)
         if not threads:
@@ -178,8 +182,20 @@ class GpawNebHopMaker(NebHopMaker):
     calculator_kwargs: dict = field(default_factory=lambda: {"mode": {"name": "pw", "ecut": 350},
                                                              "kpts": {"density": 2.0, "gamma": True}})
 
+    #: SCF failures rerun the hop with corrected settings (makers/restarts.py); a time limit or an unconverged
+    #: NEB would only repeat itself from the same images, so they are not retried here
+    restarts: RestartPolicy = field(default_factory=lambda: RestartPolicy(handlers=("scf", "terminated")))
+
+    key_settings = settings_without_restarts
+
     def calculators(self, n: int) -> list:
         return [gpaw_calculator(self.calculator_kwargs, txt=f"gpaw_calc{next(_GPAW_LOGS):03d}.txt") for _ in range(n)]
+
+    def run_neb(self, start: Structure, end: Structure, hop: dict) -> MigrationHopResult:
+        def attempt(_, calc_kwargs, n):
+            return NebHopMaker.run_neb(dataclasses.replace(self, calculator_kwargs=calc_kwargs), start, end, hop)
+
+        return run_with_restarts(attempt, start, self.restarts, self.calculator_kwargs)[0]
 
 
 @dataclass
@@ -250,11 +266,14 @@ class MigrationMaker(Maker):
                 "min_size": self.min_size, "backend": getattr(self.hop_maker, "backend", "?"),
                 "n_images": getattr(self.hop_maker, "n_images", "?"), "fmax": getattr(self.hop_maker, "fmax", None)}
 
-    @job(name="enumerate li hops")
+    @job(name="enumerate li hops", config=JobConfig(expose_store=True))
     def make(self, structure: Structure, label: str = "", summary: Callable | None = None):
         """Enumerate the hops, then replace this job by one NEB job per hop and ``summary(hop outputs, graph,
         skipped, settings)`` (a job function), whose output becomes this job's. Without ``summary`` the output
-        is those four inputs (the hop results in full, images included)."""
+        is those four inputs (the hop results in full, images included).
+
+        In a campaign each NEB job is keyed by this job's key and its hop (``restarts.sub_key``); a hop whose
+        key is stored (the stage was stopped after it) is not run again, its stored result is used."""
         hops, graph, skipped = plan_hops(structure, self.ion, self.hop_cutoff, self.min_size,
                                          self.max_atoms, self.max_hops, self.rel_cutoff)
         settings = self.settings()
@@ -263,12 +282,22 @@ class MigrationMaker(Maker):
                f"{', '.join(str(len(h['start'])) for h in hops) or '-'} atoms); {len(skipped)} hop(s) skipped")
         print(msg, flush=True)
         logger.info(msg)
-        jobs = []
+        jobs, outputs, parent = [], [], parent_key()
         for h in hops:
+            key = sub_key(parent, "neb hop", h["hop"]["label"], round(h["hop"]["length"], 4)) if parent else None
+            found, stored = stored_output(key)
+            if found:
+                outputs.append(stored)
+                continue
             j = self.hop_maker.make(h["start"], h["end"], h["hop"])
             j.name = f"neb hop {h['hop']['label']} ({h['hop']['length']:.2f} A)"
+            if key:
+                label_sub_job(j, key)
             jobs.append(j)
-        outputs = [j.output for j in jobs]
+            outputs.append(j.output)
+        if len(jobs) < len(hops):
+            logger.warning("migration_barrier %s: %d of %d NEB job(s) already stored, not run again",
+                           label or structure.composition.reduced_formula, len(hops) - len(jobs), len(hops))
         if summary is None:
             return Response(replace=Flow(jobs, output={"hops": outputs, "graph": graph, "skipped": skipped,
                                                        "settings": settings}))

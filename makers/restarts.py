@@ -272,8 +272,12 @@ def run_with_restarts(attempt: Callable[[object, dict, int], object], structure,
             raise final from error
         correction = handler.correct(kwargs)
         kwargs.update(correction)
-        if handler.from_last_geometry and last_geometry is not None:
-            last = last_geometry(n)
+        if handler.from_last_geometry:
+            last = last_geometry(n) if last_geometry is not None else None
+            if last is None and error is None:  # nothing new to start from: a rerun would repeat this one
+                row["correction"] = {"action": "none: no geometry to restart from"}
+                record_attempts(attempts)
+                return result, attempts
             if last is not None:
                 structure = last
                 correction = {**correction, "restart_from": "last geometry"}
@@ -401,18 +405,22 @@ class RestartingAseRelax:
 
 
 def scf_with_restarts(atoms, calculator: Callable[[dict], object], calc_kwargs: dict, policy: RestartPolicy,
-                      run: Callable[[object], object] | None = None):
+                      run: Callable[[object], object] | None = None, soft: bool = False) -> tuple[object, dict]:
     """For GPAW jobs outside atomate2's ASE makers: ``atoms.calc = calculator(kwargs)`` then ``run(atoms)``
     (default: the energy) under ``policy``; the atoms keep their last geometry between attempts.
-    Returns ``run``'s result; the attempts go to the job's metadata."""
+    Returns (``run``'s result, the calculator settings that gave it); the attempts go to the job's metadata.
+    ``soft``: ``run`` writes a ``CheckpointTrajectory``, where a time limit stops it."""
     run = run or (lambda a: a.get_potential_energy())
+    used = {}
 
     def attempt(_, kwargs, n):
-        atoms.calc = calculator(kwargs)
+        used.clear()
+        used.update(kwargs)
+        atoms.calc = calculator(dict(kwargs))
         return run(atoms)
 
-    result, _ = run_with_restarts(attempt, atoms, policy, calc_kwargs)
-    return result
+    result, _ = run_with_restarts(attempt, atoms, policy, calc_kwargs, soft=soft)
+    return result, dict(used)
 
 
 # -- keyed sub-jobs of dynamic flows -------------------------------------------------------------

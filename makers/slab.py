@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 
 from atomate2.vasp.jobs.core import RelaxMaker, StaticMaker
 from atomate2.vasp.sets.core import RelaxSetGenerator, StaticSetGenerator
-from jobflow import job
+from jobflow import JobConfig, job
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.vasp import Kpoints
 
 from coatflow.makers.gpaw import DEFAULT_GPAW_KWARGS, GpawStaticMaker, gpaw_calculator, gpaw_eigenvalues
 from coatflow.makers.registry import register
+from coatflow.makers.restarts import scf_with_restarts
 from coatflow.workflows.analysis.band_edges import band_edges
 from coatflow.workflows.analysis.slabs import surface_area
 from coatflow.workflows.schemas import PotentialDoc
@@ -37,7 +38,7 @@ class GpawPotentialMaker(GpawStaticMaker):
     slab: bool = False
     calculator_kwargs: dict = field(default_factory=lambda: {**DEFAULT_GPAW_KWARGS, "nbands": "130%"})
 
-    @job(data=["potential"])
+    @job(data=["potential"], config=JobConfig(expose_store=True))
     def make(self, structure: Structure, prev_dir=None) -> PotentialDoc:
         atoms = AseAtomsAdaptor.get_atoms(structure)
         atoms.set_constraint()
@@ -45,9 +46,9 @@ class GpawPotentialMaker(GpawStaticMaker):
         if self.slab:
             atoms.pbc = [True, True, False]
             extra["poissonsolver"] = {"dipolelayer": "xy"}
-        atoms.calc = gpaw_calculator(self.calculator_kwargs, **extra)
         t0 = time.perf_counter()
-        energy = atoms.get_potential_energy()
+        energy, used = scf_with_restarts(atoms, lambda kw: gpaw_calculator(kw, **extra), self.calculator_kwargs,
+                                         self.restarts)
         calc = atoms.calc
         fermi = float(calc.get_fermi_level())
         edges = band_edges(gpaw_eigenvalues(calc), fermi, calc.get_number_of_electrons())
@@ -57,7 +58,7 @@ class GpawPotentialMaker(GpawStaticMaker):
             cbm=edges.cbm, metallic=edges.metallic, mean_potential=float(v.mean()),
             potential=v.mean(axis=(0, 1)).tolist(), height=float(structure.lattice.volume / surface_area(structure)),
             is_slab=self.slab,
-            calculator={**DEFAULT_GPAW_KWARGS, **self.calculator_kwargs, **extra},
+            calculator={**DEFAULT_GPAW_KWARGS, **used, **extra},
             elapsed_time=time.perf_counter() - t0,
         )
 

@@ -1,0 +1,216 @@
+"""Restart policy of GPAW and force-field jobs (makers/restarts.py) on real failures, the attempts record in the
+store and in ``coatflow status`` (launchers/attempts.py), and keyed NEB sub-jobs: a resume reruns only what
+did not finish."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+import numpy as np
+import pytest
+from jobflow import JobStore, run_locally
+from maggma.stores import MemoryStore
+from pymatgen.core import Lattice, Structure
+
+from coatflow.makers.restarts import RestartPolicy, RestartsExhausted
+
+# a 2-atom LiF cell at 250 eV: its SCF needs 8 iterations (GPAW 26.7), so maxiter=5 really fails
+GPAW_SMALL = {"mode": {"name": "pw", "ecut": 250}, "kpts": {"size": (2, 2, 2), "gamma": True}}
+
+
+def lif() -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.03), ["Li", "F"],
+                                     [[0, 0, 0], [0.5] * 3]).get_primitive_structure()
+
+
+def job_store() -> JobStore:
+    store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+    store.connect()
+    return store
+
+
+def seconds(attempt: dict) -> float:
+    return (datetime.fromisoformat(attempt["ended"]) - datetime.fromisoformat(attempt["started"])).total_seconds()
+
+
+def test_gpaw_scf_not_converged_is_restarted_with_more_iterations_and_damped_mixing(tmp_path, monkeypatch):
+    pytest.importorskip("gpaw")
+    from gpaw import GPAW
+
+    from coatflow.makers.gpaw import GpawStaticMaker
+
+    monkeypatch.chdir(tmp_path)
+    store = job_store()
+    job = GpawStaticMaker(calculator_kwargs={**GPAW_SMALL, "maxiter": 5}).make(lif())
+    job.metadata["coatflow"] = {"material_id": "t-LiF", "stage": "bulk_relax", "key": "k-scf"}
+    run_locally(job, store=store, create_folders=True, root_dir=tmp_path, log=False)
+
+    doc = store.query_one({"uuid": job.uuid}, load=True)
+    attempts = doc["metadata"]["attempts"]
+    assert doc["metadata"]["attempts_status"] == "restarted" and len(attempts) == 2
+    assert attempts[0]["error"].startswith("KohnShamConvergenceError")
+    assert attempts[0]["correction"] == {"maxiter": 10, "mixer": {"beta": 0.025, "nmaxold": 8}}
+    assert attempts[1]["error"] is None
+    assert all(a["started"].endswith("+00:00") and a["started"] <= a["ended"] for a in attempts)  # aware UTC
+    # the restarted energy is the converged one: the same cell, converged by GPAW directly (default maxiter)
+    atoms = lif().to_ase_atoms()
+    atoms.calc = GPAW(**{"xc": "PBE", "occupations": {"name": "fermi-dirac", "width": 0.1},
+                         "convergence": {"energy": 1e-5}, **GPAW_SMALL, "txt": None})
+    assert doc["output"]["output"]["energy"] == pytest.approx(atoms.get_potential_energy(), abs=2e-4)
+
+
+def test_gpaw_giving_up_leaves_a_record_the_planner_never_reads_as_done(tmp_path, monkeypatch):
+    pytest.importorskip("gpaw")
+    from coatflow.launchers.attempts import attempt_lines, attempt_rows
+    from coatflow.makers.band_gap import GpawBandGapMaker
+
+    monkeypatch.chdir(tmp_path)
+    store = job_store()
+    maker = GpawBandGapMaker(calculator_kwargs={**GPAW_SMALL, "maxiter": 1}, restarts=RestartPolicy(max_restarts=1))
+    job = maker.make(lif())
+    job.metadata["coatflow"] = {"material_id": "t-LiF", "stage": "interfacial_reactions", "key": "k-gap"}
+    responses = run_locally(job, store=store, create_folders=True, root_dir=tmp_path, log=False)
+    assert job.uuid not in responses  # the job failed: 1 + 1 attempts of 1 and 2 SCF iterations
+
+    doc = store.query_one({"uuid": job.uuid})
+    assert doc["output"] is None and doc["metadata"]["attempts_status"] == "failed"
+    assert [a["attempt"] for a in doc["metadata"]["attempts"]] == [1, 2]
+    assert doc["metadata"]["attempts"][0]["correction"]["maxiter"] == 2
+    assert doc["metadata"]["attempts"][1]["correction"] == {"action": "give up"}
+    assert "coatflow" not in doc["metadata"] and doc["metadata"]["failed_coatflow"]["key"] == "k-gap"
+    assert store.query_one({"metadata.coatflow.key": "k-gap"}) is None  # no lookup finds it as work done
+
+    rows = attempt_rows(store.docs_store)
+    assert [(r["status"], r["material_id"], len(r["attempts"])) for r in rows] == [("failed", "t-LiF", 2)]
+    lines = attempt_lines(rows)
+    assert lines[0].startswith("failed: gpaw band gap (t-LiF, interfacial_reactions), 2 attempt(s)")
+    assert "KohnShamConvergenceError" in lines[1] and "maxiter=2" in lines[1]
+
+
+def test_run_with_restarts_caps_and_reraises():
+    """Unknown errors are not retried; a handled one is retried up to the cap, then RestartsExhausted."""
+    from coatflow.makers.restarts import run_with_restarts
+
+    class KohnShamConvergenceError(Exception):  # GPAW's class is matched by name
+        pass
+
+    calls = []
+
+    def scf_never_converges(structure, kwargs, n):
+        calls.append(dict(kwargs))
+        raise KohnShamConvergenceError()
+
+    with pytest.raises(RestartsExhausted, match=r"after 3 attempt\(s\)"):
+        run_with_restarts(scf_never_converges, None, RestartPolicy(max_restarts=2), {"maxiter": 50})
+    assert [c.get("maxiter") for c in calls] == [50, 100, 200]
+    assert [c.get("mixer", {}).get("beta") for c in calls] == [None, 0.025, 0.0125]
+
+    def broken(structure, kwargs, n):
+        calls.append(n)
+        raise ValueError("not a calculator failure")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        run_with_restarts(broken, None, RestartPolicy())
+    assert calls == [0]
+
+
+def test_restart_policy_is_not_in_any_job_key():
+    """Stored GPAW and CHGNet work keeps its keys: the policy changes how a result is reached, not the result."""
+    from coatflow.makers.band_gap import GpawBandGapMaker
+    from coatflow.makers.defects import GpawDefectMaker
+    from coatflow.makers.gpaw import GpawRelaxMaker, GpawStaticMaker
+    from coatflow.makers.neb import GpawNebHopMaker
+    from coatflow.makers.relax import MLIPBulkRelaxMaker
+    from coatflow.makers.slab import GpawPotentialMaker
+    from coatflow.workflows.campaign import settings_of
+
+    for cls in (GpawRelaxMaker, GpawStaticMaker, GpawBandGapMaker, GpawPotentialMaker, GpawDefectMaker,
+                GpawNebHopMaker, MLIPBulkRelaxMaker):
+        maker = cls()
+        other = dataclasses.replace(maker, restarts=RestartPolicy(max_restarts=9, walltime=60.0))
+        assert "restarts" not in settings_of(maker) and settings_of(maker) == settings_of(other), cls.__name__
+        if cls is not MLIPBulkRelaxMaker:  # keyed by all their fields (the force field: PHYSICAL_FIELDS)
+            fields = {f.name for f in dataclasses.fields(maker)} - {"name", "restarts"}
+            assert fields <= set(settings_of(maker)), cls.__name__  # nothing else left out
+
+
+def test_chgnet_relaxation_stopped_by_its_walltime_goes_on_from_the_last_geometry(tmp_path, monkeypatch):
+    """A real SIGALRM walltime stops the first attempt at a trajectory frame; the second starts from that frame."""
+    from ase.io import read
+
+    from coatflow.makers.relax import MLIPBulkRelaxMaker
+
+    monkeypatch.chdir(tmp_path)
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.9), ["Li", "O"], [[0.25] * 3, [0, 0, 0]])
+    s = s.get_primitive_structure()
+    s = Structure(s.lattice, s.species, s.cart_coords + np.random.default_rng(0).normal(0, 0.1, (len(s), 3)),
+                  coords_are_cartesian=True)
+    store = job_store()
+
+    def relax(policy):
+        job = MLIPBulkRelaxMaker(relax_kwargs={"fmax": 0.01}, restarts=policy).make(s)
+        run_locally(job, store=store, create_folders=True, root_dir=tmp_path, log=False)
+        return store.query_one({"uuid": job.uuid})
+
+    whole = relax(RestartPolicy())
+    assert whole["metadata"]["attempts_status"] == "ok" and whole["output"]["is_force_converged"]
+    t_whole = seconds(whole["metadata"]["attempts"][0])
+
+    cut = relax(RestartPolicy(walltime=0.4 * t_whole, max_restarts=6))
+    attempts = cut["metadata"]["attempts"]
+    assert cut["metadata"]["attempts_status"] == "restarted"
+    assert attempts[0]["error"].startswith("TimeLimit: signal SIGALRM (stopped after frame")
+    assert attempts[0]["correction"] == {"restart_from": "last geometry"}
+    assert attempts[-1]["error"] is None and cut["output"]["is_force_converged"]
+    folder = cut["output"]["dir_name"]
+    first, second = read(f"{folder}/relax.0.traj", index=-1), read(f"{folder}/relax.1.traj", index=0)
+    assert np.allclose(first.positions, second.positions) and np.allclose(first.cell, second.cell)
+    assert len(read(f"{folder}/relax.0.traj", index=":")) > 1  # the first attempt did move the atoms
+    e_whole, e_cut = whole["output"]["output"]["energy"], cut["output"]["output"]["energy"]
+    assert abs(e_cut - e_whole) / len(s) < 1e-3  # same minimum, eV/atom
+
+
+def test_neb_resume_reruns_only_the_hop_that_did_not_finish(tmp_path):
+    """Two CHGNet hops; one hop's document and the stage's later documents are removed (a run killed after the
+    first hop); the resume plans the stage again and runs one NEB job, not two."""
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, run_plans
+    from coatflow.workflows.candidates import Candidate
+    from coatflow.workflows.schemas import StageResult
+
+    cfg = CampaignConfig(migration_barrier={"hop_cutoff": 3.4, "rel_cutoff": None, "max_hops": 2, "min_size": 4.5,
+                                            "n_images": 1, "fmax": 0.2, "steps": 60})
+    store = job_store()
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.65), ["Li", "O"], [[0.25] * 3, [0, 0, 0]])
+    cand = Candidate("test-Li2O", "Li2O", "test", structure=s)
+    upstream = StageResult(material_id=cand.material_id, formula="Li2O", stage="interfacial_reactions",
+                           status="passed", structure=s)
+    stage = cfg.stage("migration_barrier")
+
+    def run():
+        plan = CandidatePlan(cand)
+        stage.plan(FunnelPlanner(cfg, store), plan, "upstream-key", upstream)
+        return run_plans([plan], store, tmp_path)
+
+    first = run()
+    assert first.jobs_failed == 0, first.errors
+    hops = list(store.query({"name": {"$regex": "^neb hop"}}, properties=["uuid", "metadata", "output"]))
+    assert len(hops) == 2 and len({h["metadata"]["coatflow"]["key"] for h in hops}) == 2  # keyed sub-jobs
+    verdict = store.query_one({"metadata.coatflow.task": "verdict"}, load=True)["output"]
+
+    # the run "killed" after hop 0: hop 1, the summary, the stage's output and the verdict are gone
+    lost = [hops[1]["uuid"]] + [d["uuid"] for d in store.query(
+        {"name": {"$regex": "^(migration summary|migration barrier verdict|enumerate li hops|store_inputs)"}},
+        properties=["uuid"])]
+    store.docs_store.remove_docs({"uuid": {"$in": lost}})
+
+    second = run()
+    assert second.jobs_failed == 0, second.errors
+    after = list(store.query({"name": {"$regex": "^neb hop"}}, properties=["uuid", "metadata"]))
+    assert len(after) == 2 and hops[0]["uuid"] in {h["uuid"] for h in after}  # hop 0 kept, not rerun
+    assert {h["metadata"]["coatflow"]["key"] for h in after} == {h["metadata"]["coatflow"]["key"] for h in hops}
+    assert second.jobs_run == first.jobs_run - 1  # the same jobs but one NEB
+    again = store.query_one({"metadata.coatflow.task": "verdict"}, load=True)["output"]
+    assert again["value"] == pytest.approx(verdict["value"], abs=1e-6)
