@@ -9,6 +9,7 @@ import sys
 import warnings
 
 from coatflow.launchers import dendrite
+from coatflow.launchers.attempts import print_attempts
 from coatflow.launchers.config import DEFAULT_CONFIG_NAME, load_config, write_default_config
 from coatflow.launchers.fireworks import resume, status, submit
 from coatflow.launchers.local import build_all, run_campaign
@@ -185,6 +186,7 @@ def _cmd_status(args) -> int:
         print("\t".join([stage, *(str(c.get(s, 0)) for s in states)]))
     for row in st["failed"]:
         print(f"{row['state']} fw {row['fw_id']} {row['name']}: {row['error']}\n    in {row['launch_dir']}")
+    print_attempts(load_config(args.config))  # restarted and failed GPAW / force-field jobs (makers/restarts.py)
     return 0
 
 
