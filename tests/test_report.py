@@ -15,12 +15,17 @@ from coatflow.launchers.report import build_report
 from coatflow.launchers.stores import CampaignStores
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+#: the small settings of tests/test_adsorption.py and tests/test_migration.py
+ADSORPTION = {"layers": 1, "min_lw": 4.0, "vacuum": 10.0, "max_atoms": 30, "max_sites": 4, "max_surfaces": 1,
+              "fmax": 0.1, "steps": 100}
+MIGRATION = {"hop_cutoff": 2.5, "min_size": 4.5, "n_images": 3, "fmax": 0.1, "steps": 150}
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """A three-candidate CHGNet campaign up to the shear modulus (LiRhO2 fails the element filter), one
-    electrolyte partner; (config path, the report folder written by `coatflow report`, its stdout)."""
+    """A three-candidate CHGNet campaign through every stage on small settings (LiRhO2 fails the element filter,
+    LiF the shear modulus, Li2O gets through adsorption and migration), one electrolyte partner;
+    (config path, the report folder written by `coatflow report`, its stdout). About 3 min on 2 cores."""
     root = tmp_path_factory.mktemp("report")
     d = root / "structures"
     d.mkdir()
@@ -29,8 +34,9 @@ def small(tmp_path_factory):
     lirho2().to(filename=str(d / "LiRhO2.json"))
     cfg = root / "coatflow.yaml"
     cfg.write_text(yaml.safe_dump({
-        "candidates": {"source": "files", "paths": [str(d)]}, "run": {"stop_after": "shear_modulus", "workers": 1},
-        "interfacial_reactions": {"electrolytes": ["LiF"]}, "store": {"kind": "embedded", "path": "store"}}))
+        "candidates": {"source": "files", "paths": [str(d)]}, "run": {"workers": 1},
+        "interfacial_reactions": {"electrolytes": ["LiF"]}, "store": {"kind": "embedded", "path": "store"},
+        "li_adsorption": ADSORPTION, "migration_barrier": MIGRATION}))
     run = run_cli("run", "-c", str(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"coatflow report -c {cfg}" in run.stdout  # `run` names the command that draws the figures
@@ -62,13 +68,14 @@ def test_every_figure_is_written_as_png_and_svg_and_linked_from_the_page(small, 
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
         assert (out / "figures" / f"{name}.svg").read_text().lstrip().startswith("<?xml")
         assert f'src="figures/{name}.png"' in page
-    assert {"funnel", "shear_modulus", "windows", "interfacial_file-Li2O", "phase_diagram_file-Li2O"} <= set(figs)
+    assert {"funnel", "shear_modulus", "windows", "interfacial_file-Li2O", "phase_diagram_file-Li2O",
+            "adsorption_file-Li2O", "migration_file-Li2O"} <= set(figs)
     for mid, row in rows.items():  # the ranked table: one row per candidate, links to its figures
         assert f'id="row-{mid}"' in page
         for f in (f for f in figs.values() if f.material_id == mid):
             assert f'href="#{f.name}"' in page
     assert f"wrote {out / 'index.html'} ({len(figs)} figures)" in stdout
-    assert "adsorption" not in stdout  # the campaign stopped before Li adsorption: no figure, and no line about it
+    assert "left out" not in stdout  # every figure of the funnel has its data
 
 
 def test_funnel_bars_are_the_counts_of_the_candidates_collection(drawn):
@@ -126,6 +133,37 @@ def test_phase_diagram_is_built_from_the_stored_energies_of_the_stage(drawn):
         d = figs[f"phase_diagram_{mid}"].data
         assert round(1000 * d["e_above_hull"], 1) == pytest.approx(rows[mid]["stages"]["phase_stability"]["value"])
         assert d["entries"] == len(rows[mid]["stages"]["phase_stability"]["details"]["competing_phases"]) + 1
+
+
+def test_adsorption_bars_are_the_stored_site_energies_and_the_chosen_site_is_marked(drawn):
+    figs, rows, _ = drawn
+    f = figs["adsorption_file-Li2O"]
+    st = rows["file-Li2O"]["stages"]["li_adsorption"]
+    sites = st["details"]["e_ads"]
+    ax = f.figure.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert heights == [sites[str(i)]["ml"] for i in f.data["sites"]] and len(heights) == len(sites)
+    star = [c for c in ax.collections if c.get_label().startswith("chosen site")][0]
+    assert star.get_offsets()[0][1] == st["value"] and f.data["chosen"] == st["details"]["site"]["index"]
+
+
+def test_migration_profiles_are_the_stored_neb_hops(small, drawn):
+    figs, rows, _ = drawn
+    f = figs["migration_file-Li2O"]
+    stores = CampaignStores(load_config(small[0])).connect()
+    try:
+        hops = {d["output"]["hop_label"]: d["output"] for d in stores.jobs.query(
+            {"metadata.coatflow.material_id": "file-Li2O", "output.energy_profile": {"$exists": True}},
+            properties=["output.hop_label", "output.energy_profile", "output.reaction_coordinate"])}
+    finally:
+        stores.close()
+    lines = f.figure.axes[0].lines
+    for line, h in zip(lines, f.data["hops"]):
+        assert list(line.get_ydata()) == hops[h]["energy_profile"]
+        assert list(line.get_xdata()) == hops[h]["reaction_coordinate"]
+    st = rows["file-Li2O"]["stages"]["migration_barrier"]
+    assert f"E_m = {st['value']:.2f} eV" in f.figure.axes[0].get_title()
+    assert st["details"]["dimensionality"] in f.figure.axes[0].get_title()
 
 
 def test_a_figure_without_stored_data_is_left_out_with_one_line(tmp_path):
