@@ -55,7 +55,8 @@ HEADER = f"{'G/GPa':>8} {'tip/nm':>10} {'valley/nm':>11} {'tip/valley':>10} {'am
 
 
 def plot_profiles(results: list[tuple[float, DendriteResult]], path: Path, title: str = "") -> Path:
-    """One panel per G: the surface profiles h(x) at the snapshot times (two periods drawn)."""
+    """One panel per G: the surface shape h(x) - <h> at the snapshot times (two periods drawn; the legend gives
+    the mean height <h>, which grows at the Faraday rate)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -68,12 +69,13 @@ def plot_profiles(results: list[tuple[float, DendriteResult]], path: Path, title
         x = np.concatenate([r.x, r.x + W, [2 * W]]) * 1e9
         cmap = plt.get_cmap("viridis")
         for k, (t, h) in enumerate(zip(r.times, r.profiles)):
-            y = np.concatenate([h, h, h[:1]]) * 1e9
-            ax.plot(x, y, color=cmap(k / max(1, len(r.times) - 1)), label=f"t = {t:.3g} s")
+            y = (np.concatenate([h, h, h[:1]]) - h.mean()) * 1e9
+            ax.plot(x, y, color=cmap(k / max(1, len(r.times) - 1)),
+                    label=f"t = {t:.3g} s, <h> = {h.mean() * 1e9:.3g} nm")
         ax.set_title(f"G = {g:g} GPa: amplification {r.amplification:.3g}" + (" (stopped)" if r.stopped else ""),
                      fontsize=9)
         ax.set_xlabel("x / nm")
-        ax.set_ylabel("Li surface height h / nm")
+        ax.set_ylabel("h - <h> / nm  (shape about the mean height)")
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
