@@ -1,7 +1,11 @@
-"""Candidate sources: the bundled example set, structure files, the Materials Project, and bare formulas.
+"""Candidate sources: the bundled example set, structure files, the Materials Project, bare formulas, and
+the shipped MP snapshot.
 
 A formula without a structure becomes a *predicted* candidate: its element is substituted into
 every matching prototype of the example set, the calculator relaxes each, and the lowest wins.
+``mp_snapshot`` lists every Li-M-O ternary of the snapshot (docs/mp_snapshot.md) as a formula; those the
+database filter does not fail get the structure types of ``workflows/analysis/prototypes.py`` that fit
+them (none: no structure, and the structural stages are "not computed: no prototype").
 """
 
 from __future__ import annotations
@@ -237,6 +241,25 @@ def mp_candidates(config, cache_store) -> list[Candidate]:
     return cands
 
 
+# --- the shipped Materials Project snapshot ------------------------------------------------------
+
+
+def snapshot_candidates(config) -> list[Candidate]:
+    """Every Li-M-O ternary of the MP snapshot, by formula. Structures: the prototype substitutions of each
+    formula the database filter will not fail (a failed one never needs a structure)."""
+    from coatflow.workflows import reference_data
+    from coatflow.workflows.analysis.prototypes import prototypes_for
+    from coatflow.workflows.stages.database_filter import database_properties, filter_checks
+
+    t = config.database_filter
+    cands = []
+    for f in reference_data.snapshot_ternaries():
+        checks = filter_checks(f, database_properties(f), t.band_gap_min, t.e_hull_max, t.exclude)
+        protos = [] if any(c.status == "failed" for c in checks.values()) else prototypes_for(f)
+        cands.append(Candidate(material_id=f"mps-{f}", formula=f, source="mp_snapshot", prototypes=protos))
+    return cands
+
+
 def load_candidates(config, cache_store=None) -> list[Candidate]:
     """The candidates named by ``config.candidates``; bad input raises CoatflowError."""
     c = config.candidates
@@ -247,6 +270,8 @@ def load_candidates(config, cache_store=None) -> list[Candidate]:
     elif c.source == "formulas":
         protos = example_structures()
         cands = [predicted_candidate(f, protos) for f in c.formulas]
+    elif c.source == "mp_snapshot":
+        cands = snapshot_candidates(config)
     else:
         cands = mp_candidates(config, cache_store)
     return cands

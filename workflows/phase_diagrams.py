@@ -2,7 +2,10 @@
 
 Energies come from one scale only (``thermo.entries``): ``local`` relaxes the candidate and the
 bundled competing phases of its chemical system (data/competing_phases.json.gz) on ``bulk_relax.backend``;
-``mp`` uses Materials Project MP2020 entries (MP_API_KEY, cached in the ``cache`` store). The stages
+``mp`` uses Materials Project MP2020 entries (MP_API_KEY, cached in the ``cache`` store); ``mp_snapshot``
+uses the shipped MP formation energies by formula (data/mp_snapshot.json.gz, docs/mp_snapshot.md), no
+network and no relaxation. ``mp`` and ``mp_snapshot`` are both *database* scales: the candidate is the
+database's own entry, found by its id, and the same code handles both. The stages
 (workflows/stages/phase_stability.py, stability_window.py, interfacial_reactions.py) and the defect
 programme (workflows/defects.py) plan their inputs here; the physics is workflows/analysis/thermo.py.
 """
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from jobflow import Flow, job
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Composition, Element, Structure
 from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
 
 from coatflow.workflows import reference_data
@@ -37,14 +40,16 @@ def local_scale(backend: str) -> str:
 def entries_on_scale(cand_doc, phase_docs: dict, source: dict | None = None) -> tuple:
     """(candidate entry, competing entries) on one scale.
 
-    ``source`` is {"kind": "local", "backend": ...} (default: CHGNet relaxations of the bundled phases) or
-    {"kind": "mp", "entries": [...], "material_id": ...} (cached MP2020 entries; the candidate is MP's own
-    entry of that material, or its VASP relaxation with MP2020 corrections). Raises CoatflowError when
-    the candidate has no energy on that scale.
+    ``source`` is {"kind": "local", "backend": ...} (default: CHGNet relaxations of the bundled phases) or a
+    database scale (``database_source``): {"kind": "mp", "entries": [...], "material_id": ...} (cached MP2020
+    entries; the candidate is MP's own entry of that material, or its VASP relaxation with MP2020
+    corrections) or {"kind": "mp_snapshot", "elements": [...], "material_id": ...} (the shipped formation
+    energies; the candidate is its formula's entry). Raises CoatflowError when the candidate has no energy on
+    that scale.
     """
     source = source or {"kind": "local", "backend": "mlip"}
-    if source["kind"] == "mp":
-        return mp_entries_on_scale(cand_doc, source)
+    if source["kind"] in DATABASE_KINDS:
+        return database_entries_on_scale(cand_doc, source)
     scale = local_scale(source["backend"])
 
     def entry(doc, eid):
@@ -53,15 +58,29 @@ def entries_on_scale(cand_doc, phase_docs: dict, source: dict | None = None) -> 
     return entry(cand_doc, "candidate"), [entry(d, pid) for pid, d in phase_docs.items()]
 
 
-def mp_entries_on_scale(cand_doc, source: dict) -> tuple:
+#: thermo.entries values whose energies come from a database rather than this campaign's relaxations
+DATABASE_KINDS = ("mp", "mp_snapshot")
+
+
+def source_entries(source: dict) -> list:
+    """The competing entries of a database source: decoded MP2020 entries, or the snapshot's of its elements."""
+    if source["kind"] == "mp_snapshot":
+        return reference_data.snapshot_entries(source["elements"])
+    return reference_data.decode_entries(source["entries"])
+
+
+def database_entries_on_scale(cand_doc, source: dict) -> tuple:
     if source.get("error"):
         raise CoatflowError(source["error"])
-    entries = reference_data.decode_entries(source["entries"])
+    entries = source_entries(source)
     own = [e for e in entries if e.data.get("material_id") == source.get("material_id")]
-    if own:  # the candidate is an MP material: its own MP entry, so E_hull is MP's
+    if own:  # the candidate is a database material: its own entry, so E_hull is the database's
         cand = own[0].copy()
         cand.entry_id = "candidate"
         return cand, [e for e in entries if e is not own[0]]
+    if source["kind"] == "mp_snapshot":
+        raise CoatflowError(f"{source['material_id'].split(':', 1)[1]} has no formation energy in the "
+                            f"{reference_data.SNAPSHOT_NAME} (thermo.entries: mp_snapshot works by formula)")
     if source.get("backend") == "vasp" and cand_doc is not None:
         raw = cand_doc.get("entry") if isinstance(cand_doc, dict) else getattr(cand_doc, "entry", None)
         raw = reference_data.decode_entries([raw])[0] if isinstance(raw, dict) else raw
@@ -74,7 +93,8 @@ def mp_entries_on_scale(cand_doc, source: dict) -> tuple:
 
 
 def backend_of(source) -> str:
-    return "materials_project" if source and source["kind"] == "mp" else (source or {}).get("backend", "mlip")
+    kind = (source or {}).get("kind")
+    return {"mp": "materials_project", "mp_snapshot": "mp_snapshot"}.get(kind) or (source or {}).get("backend", "mlip")
 
 
 def phase_inputs(planner, plan, upstream, verdict, elements=None):
@@ -82,19 +102,21 @@ def phase_inputs(planner, plan, upstream, verdict, elements=None):
 
     ``thermo.entries: local``: the relax backend relaxes the candidate and the bundled phases of
     ``elements`` (default: the candidate's chemical system), each added to a plan once.
-    ``thermo.entries: mp``: cached Materials Project entries; only a VASP candidate is relaxed again.
+    ``thermo.entries: mp`` / ``mp_snapshot``: database entries (``database_source``); only a VASP candidate is
+    relaxed again, and only for ``mp`` (the snapshot has no per-structure energies).
     """
     backend = planner.config.bulk_relax.backend
     maker = planner.maker("relax", backend)
     elements = elements or Composition(plan.candidate.formula).elements
     memo = plan.__dict__.setdefault("_thermo_memo", {})
-    mp = planner.config.thermo.entries == "mp"
+    kind = planner.config.thermo.entries
     if "candidate" not in memo:
-        memo["candidate"] = (None, None) if mp and backend != "vasp" else planner.add(
-            plan, planner.calc_key(upstream, "thermo-relax", backend, maker), "phase_stability", "relax",
-            backend, lambda: maker.make(verdict.structure))
-    if mp:
-        return memo["candidate"][0], {}, [u for u in [memo["candidate"][1]] if u], mp_source(planner, plan, elements)
+        memo["candidate"] = (None, None) if kind in DATABASE_KINDS and (kind, backend) != ("mp", "vasp") else \
+            planner.add(plan, planner.calc_key(upstream, "thermo-relax", backend, maker), "phase_stability", "relax",
+                        backend, lambda: maker.make(verdict.structure))
+    if kind in DATABASE_KINDS:
+        return (memo["candidate"][0], {}, [u for u in [memo["candidate"][1]] if u],
+                database_source(planner, plan, elements, kind))
     outs, uuids = {}, [memo["candidate"][1]]
     for pid, sd in phases_for(elements).items():
         if pid not in memo:
@@ -111,9 +133,14 @@ def phase_inputs(planner, plan, upstream, verdict, elements=None):
     return memo["candidate"][0], outs, uuids, {"kind": "local", "backend": backend}
 
 
-def mp_source(planner, plan, elements) -> dict:
-    """MP2020 entries of ``elements`` from the cache (or mp-api), or the reason they are missing."""
-    src = {"kind": "mp", "backend": planner.config.bulk_relax.backend, "material_id": plan.candidate.material_id}
+def database_source(planner, plan, elements, kind: str = "mp") -> dict:
+    """The entry source of a database scale: MP2020 entries of ``elements`` from the cache (or mp-api), or the
+    reason they are missing; for ``mp_snapshot`` the elements and the snapshot's version (entries load at run
+    time from the shipped file)."""
+    src = {"kind": kind, "backend": planner.config.bulk_relax.backend, "material_id": plan.candidate.material_id}
+    if kind == "mp_snapshot":
+        return {**src, "material_id": reference_data.snapshot_id(plan.candidate.formula),
+                "elements": sorted(Element(x).symbol for x in elements), "state": reference_data.snapshot_version()}
     try:
         entries = reference_data.mp_entries(elements, planner.cache)
     except CoatflowError as exc:
@@ -133,6 +160,7 @@ def stage_key(planner, upstream, stage, *extra):
 
 
 def entries_state(source: dict):
-    return source.get("error") or len(source.get("entries", ()))
+    """What a verdict's key takes from its entry source: the error, the snapshot's version, or the entry count."""
+    return source.get("error") or source.get("state") or len(source.get("entries", ()))
 
 

@@ -2,7 +2,8 @@
 Materials Project entries (mp-api, cached in the campaign's ``cache`` store).
 
 Every entry is tagged with its energy scale (``workflows/analysis/thermo.py``): ``MP2020`` for MP entries,
-``Alexandria-PBE`` for the shipped Alexandria formation energies.
+``Alexandria-PBE`` for the shipped Alexandria formation energies, ``MP-snapshot`` for the shipped Materials
+Project formation energies by formula (``mp_snapshot.json.gz``, docs/mp_snapshot.md).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from functools import cache
 from importlib.resources import files
 
 from monty.json import MontyDecoder
-from pymatgen.core import Element
+from pymatgen.core import Composition, Element
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from coatflow.workflows.analysis.thermo import ALEXANDRIA_SCALE, MP_SCALE, ground_states
@@ -159,3 +160,84 @@ def alexandria_band_gaps() -> dict[str, float]:
             if e.data.get("band_gap") is not None and not e.composition.is_element:
                 gaps[f] = float(e.data["band_gap"])
     return gaps
+
+
+# --- the Materials Project snapshot (formation energies, E_hull, gaps, G_VRH by formula) -------------------
+
+#: MP formation energies per formula (matbench mp_e_form, MP 2019-04-02), elements at 0: a scale of its own
+MP_SNAPSHOT_SCALE = "MP-snapshot"
+SNAPSHOT_FILE = "mp_snapshot.json.gz"
+SNAPSHOT_NAME = "MP snapshot (crabnet 2.0.8)"
+
+
+@cache
+def mp_snapshot() -> dict:
+    """The shipped snapshot: {"source", "columns", "formulas": {reduced formula: {column: value}}}."""
+    with gzip.open(data_path(SNAPSHOT_FILE).open("rb"), "rt") as f:
+        return json.load(f)
+
+
+@cache
+def snapshot_version() -> str:
+    """Short hash of the shipped snapshot: part of the key of every verdict computed from it."""
+    import hashlib
+
+    return hashlib.sha1(data_path(SNAPSHOT_FILE).read_bytes()).hexdigest()[:12]
+
+
+def snapshot_row(formula) -> dict | None:
+    """The snapshot's values of ``formula`` (any notation), or None when the snapshot lacks it."""
+    return mp_snapshot()["formulas"].get(Composition(formula).reduced_formula)
+
+
+def is_li_m_o_ternary(formula) -> bool:
+    """Li, O and exactly one other element."""
+    els = {el.symbol for el in Composition(formula).elements}
+    return len(els) == 3 and {"Li", "O"} <= els
+
+
+def snapshot_ternaries() -> list[str]:
+    """Every Li-M-O ternary formula of the snapshot, sorted."""
+    return sorted(f for f in mp_snapshot()["formulas"] if is_li_m_o_ternary(f))
+
+
+def snapshot_id(formula) -> str:
+    """The entry id of a formula on the snapshot scale (one entry per formula: its lowest-energy polymorph)."""
+    return f"mp-snapshot:{Composition(formula).reduced_formula}"
+
+
+@cache
+def _snapshot_elements() -> dict[str, frozenset[str]]:
+    return {f: frozenset(el.symbol for el in Composition(f).elements)
+            for f, r in mp_snapshot()["formulas"].items() if "e_form" in r}
+
+
+def snapshot_entries(elements) -> list[ComputedEntry]:
+    """Entries of every snapshot formula within ``elements``: formation energy per atom x atoms (the ground
+    state's), every element at 0 eV. ``data["material_id"]`` is ``snapshot_id(formula)``."""
+    els = {Element(x).symbol for x in elements}
+    rows = mp_snapshot()["formulas"]
+    entries = [ComputedEntry(f, rows[f]["e_form"] * Composition(f).num_atoms, entry_id=snapshot_id(f),
+                             data={"energy_scale": MP_SNAPSHOT_SCALE, "material_id": snapshot_id(f)})
+               for f, fe in _snapshot_elements().items() if fe <= els and len(fe) > 1]
+    return entries + [ComputedEntry(el, 0.0, entry_id=snapshot_id(el),
+                                    data={"energy_scale": MP_SNAPSHOT_SCALE, "material_id": snapshot_id(el)})
+                      for el in sorted(els)]
+
+
+def polymorph_gap(gaps: list[float] | None, threshold: float) -> tuple[float | None, str | None]:
+    """(band gap, None) when every polymorph's PBE gap lies on the same side of ``threshold`` (the smallest
+    when all are at or above it, the largest when all are below), else (None, why).
+
+    The snapshot's gaps are per MP material within 150 meV/atom of the hull and not tied to its formation
+    energies, so when the polymorphs straddle the threshold the ground state's side is unknown.
+    """
+    if not gaps:
+        return None, f"no band gap in the {SNAPSHOT_NAME}"
+    lo, hi = min(gaps), max(gaps)
+    if lo >= threshold:
+        return lo, None
+    if hi < threshold:
+        return hi, None
+    return None, (f"{len(gaps)} MP polymorphs with PBE gaps {lo:.2f}-{hi:.2f} eV on both sides of {threshold} eV "
+                  f"(the {SNAPSHOT_NAME} does not say which is the ground state)")

@@ -5,6 +5,9 @@ the energies of workflows/phase_diagrams.py); every product is classified by its
 Alexandria PBE gaps, MP gaps (``thermo.entries: mp``), gaps this campaign stored, else one band-gap job per
 product (``band_gap_backend``), which the reactions job adds at run time and which every later candidate
 finds by key. Products with an open 4f shell get no PBE gap (it is unreliable) and stay unknown, saying why.
+On ``thermo.entries: mp_snapshot`` every product's gap is the snapshot's (MP's PBE gaps, 4f in the core, so
+Tb2O3 and Dy2O3 are classified; ``reference_data.polymorph_gap`` for several polymorphs), looked up when the
+reactions job runs; a product the snapshot has no gap for stays unknown, saying so.
 """
 
 from __future__ import annotations
@@ -85,6 +88,8 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
     except (CoatflowError, AnalysisError) as exc:
         return InterfacialReactions(error=str(exc))
     pool = [*entries, cand]
+    if source and source["kind"] == "mp_snapshot":
+        gaps = {**_snapshot_gaps(pool, gap_min), **gaps}
     pairs = _pairs(cand, pool, partners, gaps, gap_min)
     unknown = _unknown_products(pairs) - set(gaps)
     if unknown and gap_jobs:
@@ -114,11 +119,25 @@ def interfacial_verdict(ident, reactions, structure, gap_min):
     return respond(result)
 
 
+def _snapshot_gaps(pool, gap_min: float) -> dict[str, ProductGap]:
+    """The snapshot's PBE gap of every phase of ``pool`` (the reaction's entries), or why there is none
+    (elemental metals are conductors whatever their row says: ``thermo.classify_gap``)."""
+    out = {}
+    for f in {e.composition.reduced_formula for e in pool}:
+        row = reference_data.snapshot_row(f) or {}
+        gap, why = reference_data.polymorph_gap(row.get("band_gaps"), gap_min)
+        out[f] = ProductGap(band_gap=gap, source=None if gap is None else reference_data.SNAPSHOT_NAME, reason=why)
+    return out
+
+
 def _known_gaps(planner, source, elements, keys) -> dict[str, ProductGap]:
     """Band gaps known before the stage runs: shipped Alexandria data, MP (mp kind), gaps stored by key.
+    None on the snapshot scale: its own gaps are looked up by the reactions job (``_snapshot_gaps``).
 
     Phases with an open 4f shell get no computed gap (``thermo.OPEN_4F``): their gap stays unknown, with why.
     """
+    if source["kind"] == "mp_snapshot":
+        return {}
     known = {f: ProductGap(band_gap=g, source="Alexandria PBE (shipped)")
              for f, g in reference_data.alexandria_band_gaps().items()}
     if source["kind"] == "mp" and "entries" in source:
