@@ -39,8 +39,9 @@ class MPQuery(_Strict):
 class CandidateConfig(_Strict):
     """where the candidates come from"""
 
-    source: Literal["example", "files", "materials_project", "formulas"] = Field(
-        "example", description="example | files | materials_project | formulas")
+    source: Literal["example", "files", "materials_project", "formulas", "mp_snapshot"] = Field(
+        "example", description="example | files | materials_project | formulas | mp_snapshot (every Li-M-O "
+        "ternary of the shipped MP snapshot, docs/mp_snapshot.md)")
     paths: list[str] = Field([], description="source 'files': CIF, POSCAR or pymatgen JSON files, or folders of them")
     formulas: list[str] = Field([], description="source 'formulas': e.g. [LiTbO2]; structures by prototype substitution")
     mp: MPQuery = MPQuery()
@@ -57,9 +58,10 @@ class CandidateConfig(_Strict):
 class ThermoConfig(_Strict):
     """phase diagrams of phase_stability, stability_window and interfacial_reactions"""
 
-    entries: Literal["local", "mp"] = Field("local", description=(
+    entries: Literal["local", "mp", "mp_snapshot"] = Field("local", description=(
         "local: bulk_relax.backend on the bundled competing phases | mp: MP2020 entries (MP_API_KEY, cached); "
-        "the candidate is then MP's own entry, or its VASP relaxation (bulk_relax.backend: vasp)"))
+        "the candidate is then MP's own entry, or its VASP relaxation (bulk_relax.backend: vasp) | "
+        "mp_snapshot: the shipped MP formation energies by formula, offline (docs/mp_snapshot.md)"))
 
 
 class DielectricCalcConfig(_Strict):
