@@ -14,7 +14,7 @@ from coatflow.launchers.config import DEFAULT_CONFIG_NAME, load_config, write_de
 from coatflow.launchers.fireworks import resume, status, submit
 from coatflow.launchers.local import build_all, run_campaign
 from coatflow.launchers.report import write_report
-from coatflow.launchers.stores import CampaignStores
+from coatflow.launchers.stores import CampaignStores, require_store
 from coatflow.workflows.builders import newest_by_formula, rank_candidates
 from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.errors import CoatflowError
@@ -139,6 +139,7 @@ def _print_maps(config) -> None:
 
 def _cmd_query(args) -> int:
     config = load_config(args.config)
+    require_store(config)  # a mistyped store.path is an error, not a new empty store
     if args.maps:
         if args.json:
             print(json.dumps(_map_docs(config), indent=1, default=str))

@@ -9,12 +9,14 @@ and the Materials Project key from ``MP_API_KEY``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pymatgen.core import Composition, Element
 
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.stages import STAGE_NAMES, STAGES, Stage
@@ -22,10 +24,52 @@ from coatflow.workflows.stages.base import Backend
 from coatflow.workflows.stages.config_fields import config_fields
 
 DEFAULT_CONFIG_NAME = "coatflow.yaml"
+PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"
+#: pymongo auth mechanisms that take no password (a certificate, a cloud identity, Kerberos).
+_NO_PASSWORD_AUTH = ("MONGODB-X509", "MONGODB-AWS", "MONGODB-OIDC", "GSSAPI")
+
+
+def require_password(uri: str | None, key: str) -> None:
+    """A MongoDB URI naming a user needs ``COATFLOW_MONGODB_PASSWORD`` (unless its auth mechanism takes none):
+    a one-line error naming the variable, instead of pymongo's "A password is required" traceback."""
+    if not uri or os.environ.get(PASSWORD_ENV):
+        return
+    parts = urlsplit(uri)
+    mechanism = (parse_qs(parts.query).get("authMechanism") or [""])[0].upper()
+    if parts.username and mechanism not in _NO_PASSWORD_AUTH:
+        raise CoatflowError(f"{key} names the user '{unquote(parts.username)}' but {PASSWORD_ENV} is not set; "
+                            f"export {PASSWORD_ENV}=<password> (the password never goes in the config)")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)  # .nan, .inf, 1e400: no
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml's SafeLoader, but a key given twice in one mapping is an error (yaml keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in one mapping (line {key_node.start_mark.line + 1}); "
+                    "merge the two blocks into one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _chemical_formulas(formulas: list[str]) -> list[str]:
+    """Each formula parses and names only real elements (pymatgen reads 'Xq' as a dummy species)."""
+    for f in formulas:
+        try:
+            unknown = [str(el).rstrip("0+-") for el in Composition(f).elements if not isinstance(el, Element)]
+        except Exception:  # noqa: BLE001 - pymatgen raises several types for bad formulas
+            raise ValueError(f"'{f}' is not a chemical formula; write it with element symbols, e.g. LiAlO2") from None
+        if unknown:
+            raise ValueError(f"'{f}' is not a chemical formula: {', '.join(unknown)} is not an element symbol")
+    return formulas
 
 
 class MPQuery(_Strict):
@@ -46,12 +90,18 @@ class CandidateConfig(_Strict):
     formulas: list[str] = Field([], description="source 'formulas': e.g. [LiTbO2]; structures by prototype substitution")
     mp: MPQuery = MPQuery()
 
+    _valid_formulas = field_validator("formulas")(_chemical_formulas)
+
     @model_validator(mode="after")
     def _source_has_inputs(self):
         if self.source == "files" and not self.paths:
             raise ValueError("candidates.paths must list files or folders when source is 'files'")
         if self.source == "formulas" and not self.formulas:
             raise ValueError("candidates.formulas must list formulas when source is 'formulas'")
+        for key, source in (("paths", "files"), ("formulas", "formulas"), ("mp", "materials_project")):
+            if self.source != source and getattr(self, key) != type(self).model_fields[key].default:  # else ignored
+                raise ValueError(f"candidates.{key} is set but candidates.source is '{self.source}'; "
+                                 f"add 'source: {source}' to candidates (or remove {key})")
         return self
 
 
@@ -125,6 +175,11 @@ class StoreConfig(_Strict):
             raise ValueError("store.uri is required when store.kind is 'mongodb'")
         return self
 
+    def require_password(self) -> None:
+        """A one-line error if ``uri`` names a user and ``COATFLOW_MONGODB_PASSWORD`` is not set."""
+        if self.kind == "mongodb":
+            require_password(self.uri, "store.uri")
+
 
 class SlabConfig(_Strict):
     """surfaces, ionization potentials and work functions (workflows/surfaces.py, docs/slab.md)"""
@@ -180,6 +235,10 @@ class HpcConfig(_Strict):
     def _no_password_in_lp_uri(cls, uri):
         return StoreConfig._no_password_in_uri(uri)
 
+    def require_password(self) -> None:
+        """A one-line error if ``launchpad_uri`` names a user and ``COATFLOW_MONGODB_PASSWORD`` is not set."""
+        require_password(self.launchpad_uri, "hpc.launchpad_uri")
+
     @model_validator(mode="after")
     def _one_launchpad(self):
         if self.launchpad_uri and self.mongomock_file:
@@ -225,7 +284,8 @@ def section_model(stage: type[Stage]) -> type[BaseModel]:
     """The config section of a stage: a pydantic model of exactly its ``Field``-annotated Maker fields."""
     doc = (stage.__doc__ or stage.stage).strip().splitlines()[0]
     fields = {name: (hint, default) for name, (hint, default) in config_fields(stage).items()}
-    return create_model(f"{stage.__name__}Section", __config__=ConfigDict(extra="forbid", validate_assignment=True),
+    return create_model(f"{stage.__name__}Section", __config__=ConfigDict(extra="forbid", validate_assignment=True,
+                                                                           allow_inf_nan=False),
                         __doc__=doc, __module__=__name__, **fields)
 
 
@@ -300,7 +360,7 @@ def format_validation_error(err: ValidationError, source: str) -> str:
     problems = []
     for e in err.errors():
         loc = ".".join(str(x) for x in e["loc"] if x != "__root__") or "(top level)"
-        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"].removeprefix("Value error, ")
         problems.append(f"{loc}: {msg}")
     return f"invalid config {source}: " + "; ".join(problems)
 
@@ -315,7 +375,7 @@ def load_config(path: str | Path | None = None) -> CampaignConfig:
     if not path.is_file():
         raise CoatflowError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise CoatflowError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(raw, dict):

@@ -4,6 +4,10 @@
 candidates in ``run.workers`` processes, and keeps workers apart with key claims: a worker claims the
 keys of the jobs its plan would run; if another worker holds one of them (a competing phase both
 need, the shared Li reference), it waits for that worker and plans again, finding the work stored.
+
+Before anything is written (lock, store, job folders) the inputs are checked: backends, candidates, side
+programme formulas, and, with ``thermo.entries: mp``, that ``MP_API_KEY`` is set or every chemical system
+the thermodynamic stages need is cached. ``coatflow build`` refuses a store that does not exist.
 """
 
 from __future__ import annotations
@@ -19,13 +23,18 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 
+from pymatgen.core import Composition, Element
+
 from coatflow.launchers.config import CampaignConfig
-from coatflow.launchers.stores import CampaignStores, StoreLock
+from coatflow.launchers.stores import CampaignStores, StoreLock, embedded_file, require_store
 from coatflow.makers.registry import check_backend
 from coatflow.workflows.builders import CandidateBuilder, PotentialMapBuilder
 from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, RunReport, leaf_jobs, producer_keys, run_plans
 from coatflow.workflows.candidates import Candidate, load_candidates
+from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
+from coatflow.workflows.reference_data import MP_API_KEY_ENV
+from coatflow.workflows.stages import STAGE_NAMES
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
 logger = logging.getLogger(__name__)
@@ -74,6 +83,39 @@ def build_potential_maps(stores: CampaignStores) -> int:
     return _build(PotentialMapBuilder(stores.jobs.docs_store, stores.maps, settings))
 
 
+def _mp_systems(config: CampaignConfig, candidates: list[Candidate]) -> set[str]:
+    """The chemical systems (``Li-O-Ti``) whose MP entries the configured thermodynamic stages read."""
+    run = STAGE_NAMES[:STAGE_NAMES.index(config.run.stop_after) + 1] if config.run.stop_after else STAGE_NAMES
+    partners = {el for f in config.interfacial_reactions.electrolytes for el in Composition(f).elements}
+    systems = set()
+    for cand in candidates:
+        own = frozenset(Composition(cand.formula).elements)
+        if {"phase_stability", "stability_window"} & set(run):
+            systems.add(own)
+        if "interfacial_reactions" in run:
+            systems.add(frozenset({*own, Element("Li"), *partners}))
+    return {"-".join(sorted(el.symbol for el in s)) for s in systems}
+
+
+def require_mp_entries(config: CampaignConfig, candidates: list[Candidate], stores: CampaignStores) -> None:
+    """``thermo.entries: mp`` without ``MP_API_KEY``: a one-line error unless every chemical system the
+    thermodynamic stages need is in the cache (else each of those verdicts would be 'not computed')."""
+    if config.thermo.entries != "mp" or os.environ.get(MP_API_KEY_ENV):
+        return
+    systems = _mp_systems(config, candidates)
+    cached: set[str] = set()
+    if systems and (config.store.kind == "mongodb" or embedded_file(config).exists()):
+        stores.cache.connect()  # the same key as reference_data.mp_entries
+        keys = [f"mp-entries:{s}" for s in systems]
+        cached = {d["key"].split(":", 1)[1] for d in stores.cache.query({"key": {"$in": keys}}, properties=["key"])}
+    missing = sorted(systems - cached)
+    if missing:
+        more = f" and {len(missing) - 3} more chemical systems" if len(missing) > 3 else ""
+        raise CoatflowError(f"thermo.entries is 'mp' but {MP_API_KEY_ENV} is not set and no MP entries are cached "
+                            f"for {', '.join(missing[:3])}{more}; export {MP_API_KEY_ENV}=<your key>, or set "
+                            "thermo.entries: local")
+
+
 def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores, lock: StoreLock | None = None) -> CampaignPlan:
     """Check backends, load candidates and plan the side programmes; connects ``stores``.
 
@@ -86,6 +128,7 @@ def plan_campaign_inputs(config: CampaignConfig, stores: CampaignStores, lock: S
     if config.candidates.source == "materials_project":
         stores.cache.connect()
     candidates = load_candidates(config, stores.cache)
+    require_mp_entries(config, candidates, stores)
     side = with_map_ingredients(config)  # the funnel's config plus the surfaces and defects of map stacks
     for formula in {*side.slab.ip_materials, *side.defects.materials}:  # a bad formula writes nothing
         bulk_structure(formula)
@@ -220,7 +263,8 @@ def run_campaign(config: CampaignConfig, on_start: Callable[[int], None] | None 
 
 
 def build_all(config: CampaignConfig) -> tuple[int, int]:
-    """``coatflow build``: (candidate documents changed, potential-map stacks rebuilt)."""
+    """``coatflow build``: (candidate documents changed, potential-map stacks rebuilt); the store must exist."""
+    require_store(config)
     stores, lock = CampaignStores(config), StoreLock(config, command="coatflow build")
     try:
         campaign = plan_campaign_inputs(config, stores, lock)

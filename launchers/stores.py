@@ -14,6 +14,11 @@ One writer per store: ``coatflow run`` holds a :class:`StoreLock` for the whole 
 once naming the holder (or, with ``wait=True``, waits and says so). Its parallel workers keep apart with
 :class:`KeyClaims`: a worker claims the keys of the jobs it is about to run, atomically, so two workers never
 compute one key.
+
+Times are aware UTC: the lock's and claims' own, and the jobs' ``completed_at``, which jobflow writes as naive
+local time and the jobs collection's store rewrites as UTC on the way in (``workflows/timestamps.py``).
+A MongoDB store or LaunchPad URI naming a user needs ``COATFLOW_MONGODB_PASSWORD``; without it, one line says
+so before anything connects.
 """
 
 from __future__ import annotations
@@ -27,23 +32,23 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
-from coatflow.launchers.config import CampaignConfig
+from coatflow.launchers.config import PASSWORD_ENV, CampaignConfig
 from coatflow.launchers.embedded_store import (
     SQLiteStore,
     open_database,
     write_transaction,
 )
 from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.timestamps import now_utc, utc_iso, utc_time
 from jobflow import JobStore
 from maggma.core import Store
 from maggma.stores import GridFSStore, MongoStore
 
-PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"
 JOBS, BLOBS, CANDIDATES, CACHE, MAPS = "jobs", "blobs", "candidates", "cache", "potential_maps"
 LOCKS, CLAIMS = "locks", "claims"  # MongoDB collections of the run lock and the key claims
 EMBEDDED_FILE, LOCK_FILE = "coatflow.sqlite", "coatflow.lock"
@@ -89,6 +94,29 @@ class EnvPasswordGridFSStore(_PasswordFromEnv, GridFSStore):
     """Large blobs in MongoDB GridFS, from a URI without a password."""
 
 
+def _utc_completed_at(doc):
+    if isinstance(doc, dict) and isinstance(doc.get("completed_at"), str):
+        return {**doc, "completed_at": utc_iso(doc["completed_at"])}
+    return doc
+
+
+class _UTCCompletedAt:
+    """Mixin of the jobs collection's store: ``completed_at`` (naive local time from jobflow) is stored as
+    aware UTC. The store class travels in the workers' ``jobflow.yaml``, so FireWorks workers do the same."""
+
+    def update(self, docs, key=None, **kwargs):
+        docs = [docs] if isinstance(docs, dict) else docs
+        return super().update([_utc_completed_at(d) for d in docs], key=key, **kwargs)
+
+
+class JobsSQLiteStore(_UTCCompletedAt, SQLiteStore):
+    """The embedded jobs collection (``completed_at`` stored as aware UTC)."""
+
+
+class JobsMongoStore(_UTCCompletedAt, EnvPasswordMongoStore):
+    """The MongoDB jobs collection (``completed_at`` stored as aware UTC)."""
+
+
 def embedded_folder(config: CampaignConfig) -> Path:
     """The embedded store's folder (absolute; not created here)."""
     return config.resolve(config.store.path)
@@ -108,9 +136,31 @@ def make_store(config: CampaignConfig, collection: str, blobs: bool = False) -> 
     """One collection of the configured database (nothing is created on disk before ``connect``)."""
     sc = config.store
     if sc.kind == "embedded":
-        return SQLiteStore(str(embedded_folder(config) / EMBEDDED_FILE), collection)
-    cls = EnvPasswordGridFSStore if blobs else EnvPasswordMongoStore
+        cls = JobsSQLiteStore if collection == JOBS else SQLiteStore
+        return cls(str(embedded_folder(config) / EMBEDDED_FILE), collection)
+    sc.require_password()  # a user without COATFLOW_MONGODB_PASSWORD: one line, before pymongo's traceback
+    cls = EnvPasswordGridFSStore if blobs else JobsMongoStore if collection == JOBS else EnvPasswordMongoStore
     return cls(uri=sc.uri, database=sc.database, collection_name=collection)
+
+
+def require_store(config: CampaignConfig) -> None:
+    """A one-line error if the configured store holds no campaign yet (``coatflow query`` and ``build`` read
+    a store; they must not create one where a typo in ``store.path`` points)."""
+    sc = config.store
+    if sc.kind == "embedded":
+        if not embedded_file(config).exists():
+            raise CoatflowError(f"no coatflow store at {embedded_folder(config)}: check store.path (relative to "
+                                "the config file), or run `coatflow run` first to create it")
+        return
+    store = make_store(config, JOBS)
+    connect_checked(store, config)
+    try:
+        exists = JOBS in store._collection.database.list_collection_names()
+    finally:
+        store.close()
+    if not exists:
+        raise CoatflowError(f"no coatflow store in database '{sc.database}' at {urlsplit(sc.uri).hostname}: check "
+                            "store.database, or run `coatflow run` first to create it")
 
 
 def make_job_store(config: CampaignConfig) -> JobStore:
@@ -165,17 +215,18 @@ def connect_checked(store: Store | JobStore, config: CampaignConfig) -> None:
 # -- one writer per store ------------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)  # naive UTC, as pymongo returns dates
+def _now():
+    return now_utc()  # aware UTC (pymongo stores it as UTC and returns it naive: read with utc_time(naive="utc"))
 
 
 def _holder_info(command: str) -> dict:
     return {"pid": os.getpid(), "host": _HOST, "command": command or " ".join(sys.argv[:2]) or "coatflow",
-            "since": datetime.now().astimezone().isoformat(timespec="seconds")}
+            "since": now_utc().isoformat(timespec="seconds")}
 
 
 def _describe(info: dict) -> str:
-    since = str(info.get("since", "?")).replace("T", " ")[:19]
+    since = utc_time(info.get("since"))  # older holders wrote local time with its offset
+    since = since.strftime("%Y-%m-%d %H:%M:%S UTC") if since else "?"
     return f"{info.get('command') or 'coatflow run'} (pid {info.get('pid', '?')} on {info.get('host', '?')}, since {since})"
 
 
@@ -315,7 +366,8 @@ class StoreLock:
             current = coll.find_one({"_id": "run"})
             if current is None:
                 continue  # released meanwhile
-            if current.get("expires") and current["expires"] < now:  # its holder stopped beating: dead
+            expires = utc_time(current.get("expires"), naive="utc")
+            if expires is not None and expires < now:  # its holder stopped beating: dead
                 if coll.replace_one({"_id": "run", "token": current.get("token")}, doc).matched_count:
                     self.notify(f"taking over the lock of {self.where} from {_describe(current)}: no heartbeat "
                                 f"since {current.get('heartbeat')} UTC")

@@ -20,6 +20,7 @@ from maggma.core import Builder, Store
 from coatflow.workflows.stages import STAGE_NAMES as STAGES
 from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK, assemble_maps
 from coatflow.workflows.schemas import CandidateDoc, StageSummary
+from coatflow.workflows.timestamps import is_newer, newest, utc_iso
 
 SURFACES = {"metadata.coatflow.task": "surface_summary"}
 #: Copied from the surface summary (workflows/surfaces.py) into the candidate document.
@@ -69,7 +70,7 @@ class CandidateBuilder(Builder):
         for d in self.jobs.query({**SURFACES, "metadata.coatflow.material_id": {"$in": material_ids}},
                                  properties=["output", "uuid", "completed_at", "metadata.coatflow.material_id"]):
             mid = d["metadata"]["coatflow"]["material_id"]
-            if mid not in out or (d.get("completed_at") or "") > (out[mid].get("completed_at") or ""):
+            if mid not in out or is_newer(d.get("completed_at"), out[mid].get("completed_at")):
                 out[mid] = d
         return out
 
@@ -98,7 +99,7 @@ class CandidateBuilder(Builder):
         if item["ident"] is None:  # a material computed only for its surfaces
             out = surf["output"]
             doc = CandidateDoc(material_id=surf["metadata"]["coatflow"]["material_id"], formula=out["formula"],
-                               source="ip_materials", last_job_completed_at=surf.get("completed_at")).model_dump()
+                               source="ip_materials", last_job_completed_at=utc_iso(surf.get("completed_at"))).model_dump()
             return {**doc, **extra, "fingerprint": _fingerprint(surf["uuid"], surf.get("completed_at"))}
         ident = item["ident"]
         cand = CandidateDoc(**{k: ident[k] for k in ("material_id", "formula", "source", "predicted") if k in ident})
@@ -109,8 +110,8 @@ class CandidateBuilder(Builder):
             used.append((stage, d["uuid"], d["index"]))
             cand.stages[stage] = r
             done = d.get("completed_at")
-            if done and (cand.last_job_completed_at is None or done > cand.last_job_completed_at):
-                cand.last_job_completed_at = done
+            if done and is_newer(done, cand.last_job_completed_at):
+                cand.last_job_completed_at = utc_iso(done)
             if r.status == "passed":
                 cand.stages_passed += 1
             cand.furthest_stage = stage
@@ -159,7 +160,7 @@ def newest_by_formula(jobs: Store, task: str) -> dict[str, dict]:
     for d in jobs.query({"metadata.coatflow.task": task},
                         properties=["output", "uuid", "completed_at", "metadata.coatflow"]):
         f = (d.get("output") or {}).get("formula")
-        if f and (f not in out or (d.get("completed_at") or "") > (out[f].get("completed_at") or "")):
+        if f and (f not in out or is_newer(d.get("completed_at"), out[f].get("completed_at"))):
             out[f] = d
     return out
 
@@ -191,8 +192,7 @@ class PotentialMapBuilder(Builder):
                     if se not in surfaces or cathode not in surfaces:
                         continue
                     parts = (li, surfaces[se], se_defects, surfaces[cathode], volt)
-                    newest = max(p.get("completed_at") or "" for p in parts)
-                    if newest > built.get((se, cathode), ""):
+                    if is_newer(newest(p.get("completed_at") for p in parts), built.get((se, cathode))):
                         items.append(parts)
         self.total = len(items)
         yield from items

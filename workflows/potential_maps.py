@@ -23,6 +23,7 @@ from coatflow.workflows.cathode import cathode_voltages
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.schemas import PotentialMapDoc
 from coatflow.workflows.surfaces import bulk_structure
+from coatflow.workflows.timestamps import newest, utc_iso
 
 SURFACE_TASK, DEFECT_TASK, VOLTAGE_TASK = "surface_summary", "defect_thermo", "cathode_voltages"
 
@@ -140,7 +141,7 @@ def assemble_maps(li_surface: dict, se_surface: dict, se_defects: dict, cathode_
             band_edges=res["band_edges"], vacuum_level_li=psi, flags=res["flags"], profile=res["profile"],
             inputs={**inputs, "cathode_ocv": _ref(voltages, value=cathode.ocv, x=state["x"])},
             settings=settings,
-            completed_at=max(d.get("completed_at") or "" for d in
-                             (li_surface, se_surface, se_defects, cathode_surface, voltages)),
+            completed_at=utc_iso(newest(d.get("completed_at") for d in
+                                        (li_surface, se_surface, se_defects, cathode_surface, voltages))),
         ))
     return maps
