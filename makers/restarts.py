@@ -136,16 +136,25 @@ class RestartPolicy(MSONable):
 # -- signals -------------------------------------------------------------------------------------
 
 
+class _Pending:
+    """Signals that struck at a moment the attempt must not be stopped at."""
+
+    time_limit: float | None = None  # a soft time limit struck: seconds of grace before a hard stop
+    writing: bool = False  # a trajectory frame is being written: a stop now would leave half a frame
+    deferred: Exception | None = None  # the stop to raise once the frame is complete
+
+
+def _stop(exc: Exception) -> None:
+    if _Pending.writing:
+        _Pending.deferred = exc
+        return
+    raise exc
+
+
 def _raise(exc_type):
     def handler(signum, frame):
-        raise exc_type(f"signal {signal.Signals(signum).name}")
+        _stop(exc_type(f"signal {signal.Signals(signum).name}"))
     return handler
-
-
-class _Pending:
-    """A time limit that has struck while a relaxation was between two trajectory frames."""
-
-    time_limit: float | None = None  # seconds of grace left before the attempt is stopped wherever it is
 
 
 def _soft_alarm(signum, frame):
@@ -153,7 +162,7 @@ def _soft_alarm(signum, frame):
         _Pending.time_limit = grace = max(1.0, signal.getitimer(signal.ITIMER_REAL)[1] or 0.0)
         signal.setitimer(signal.ITIMER_REAL, grace)
         return
-    raise TimeLimit("signal SIGALRM (no step finished within the grace period)")
+    _stop(TimeLimit("signal SIGALRM (no step finished within the grace period)"))
 
 
 @contextlib.contextmanager
@@ -178,12 +187,14 @@ def attempt_signals(walltime: float | None, soft: bool = False):
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, prev_alrm)
         signal.signal(signal.SIGTERM, prev_term)
-        _Pending.time_limit = None
+        _Pending.time_limit = _Pending.deferred = None
+        _Pending.writing = False
 
 
 class CheckpointTrajectory:
     """What an ASE optimizer writes each step to (its ``trajectory`` argument): one complete frame appended to
-    ``path`` per step; a time limit pending since the last frame stops the attempt right after this one."""
+    ``path`` per step; a time limit pending since the last frame stops the attempt right after this one, and
+    SIGTERM waits for a frame being written, so the last frame is always whole."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -197,10 +208,17 @@ class CheckpointTrajectory:
     def write(self, atoms=None, **kwargs) -> None:
         from ase.io.trajectory import Trajectory
 
-        with Trajectory(str(self.path), mode="a") as traj:
-            traj.set_description(self.description)
-            traj.write(atoms, **kwargs)
-        self.frames += 1
+        _Pending.writing = True  # SIGTERM and a hard time limit wait for the frame (a few ms)
+        try:
+            with Trajectory(str(self.path), mode="a") as traj:
+                traj.set_description(self.description)
+                traj.write(atoms, **kwargs)
+            self.frames += 1
+        finally:
+            _Pending.writing = False
+        if _Pending.deferred is not None:
+            exc, _Pending.deferred = _Pending.deferred, None
+            raise exc
         if _Pending.time_limit is not None:
             raise TimeLimit(f"signal SIGALRM (stopped after frame {self.frames} of {self.path.name})")
 

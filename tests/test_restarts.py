@@ -214,3 +214,58 @@ def test_neb_resume_reruns_only_the_hop_that_did_not_finish(tmp_path):
     assert second.jobs_run == first.jobs_run - 1  # the same jobs but one NEB
     again = store.query_one({"metadata.coatflow.task": "verdict"}, load=True)["output"]
     assert again["value"] == pytest.approx(verdict["value"], abs=1e-6)
+
+
+SIGTERM_WORKER = """
+import sys, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+from jobflow import JobStore, run_locally
+from pymatgen.core import Lattice, Structure
+from coatflow.launchers.embedded_store import SQLiteStore
+from coatflow.makers.relax import MLIPBulkRelaxMaker
+
+db, folder = sys.argv[1], sys.argv[2]
+store = JobStore(SQLiteStore(db, "jobs"), additional_stores={"data": SQLiteStore(db, "blobs")})
+s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.1), ["Li", "O"], [[0.25] * 3, [0, 0, 0]])
+s = Structure(s.lattice, s.species, s.cart_coords + np.random.default_rng(1).normal(0, 0.1, (len(s), 3)),
+              coords_are_cartesian=True)
+job = MLIPBulkRelaxMaker(relax_kwargs={"fmax": 1e-4}, steps=5000).make(s)
+job.metadata["coatflow"] = {"material_id": "t-Li2O", "stage": "bulk_relax", "key": "k-term"}
+run_locally(job, store=store, create_folders=True, root_dir=folder, log=False)
+"""
+
+
+def test_sigterm_records_the_attempt_then_ends_the_process(tmp_path):
+    """What SLURM sends at scancel and at walltime: the attempt is recorded in the store, the trajectory holds the
+    last geometry for ``coatflow resume``, and the process still ends by the signal."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from coatflow.launchers.embedded_store import SQLiteStore
+
+    db = tmp_path / "store.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_WORKER, str(db), str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # wait until the relaxation has written frames
+        trajs = list(tmp_path.glob("job_*/relax.0.traj"))
+        if trajs and trajs[0].stat().st_size > 4000:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(120) == -signal.SIGTERM
+
+    jobs = SQLiteStore(str(db), "jobs")
+    jobs.connect()
+    doc = jobs.query_one({"metadata.failed_coatflow.key": "k-term"})
+    assert doc is not None and doc["output"] is None and doc["metadata"]["attempts_status"] == "failed"
+    (attempt,) = doc["metadata"]["attempts"]
+    assert attempt["error"] == "Terminated: signal SIGTERM"
+    assert "coatflow resume" in attempt["correction"]["action"]
+    from coatflow.makers.restarts import last_trajectory_frame
+
+    assert last_trajectory_frame(trajs[0]) is not None  # what `coatflow resume` restarts from
