@@ -174,7 +174,7 @@ def draw_funnel(d: dict) -> Figure:
     for i, (n, s) in enumerate(zip(d["counts"], d["labels"])):
         out = d["failed"].get(s, [])
         ax.text(i, n, f"{n}" + (f"\n−{len(out)}" if out else ""), ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(x, [s + ("\n" + textwrap.fill(c, 26) if c else "") for s, c in zip(d["labels"], d["criteria"])],
+    ax.set_xticks(x, [s + ("\n" + textwrap.fill(c, 18, break_long_words=False) if c else "") for s, c in zip(d["labels"], d["criteria"])],
                   fontsize=7)
     ax.set_ylabel("candidates remaining")
     ax.set_ylim(0, max(d["counts"], default=1) * 1.2 + 0.5)
@@ -226,7 +226,7 @@ def draw_shear(d: dict) -> Figure:
     ax.set_yticks(y, [f"{f} ({m})" for f, m in zip(d["formulas"], d["material_ids"])], fontsize=8)
     ax.set_xlabel("G_VRH (GPa)")
     ax.set_title("Shear modulus G_VRH (green passed, red failed)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(y), 1)), ncol=3)
     fig.tight_layout()
     return fig
 
@@ -696,6 +696,10 @@ class Report:
         plt.close(fig)  # a pymatgen plotter may have made it through pyplot
 
 
+#: link text in the ranked table, by figure kind
+SHORT = {"interfacial": "reactions", "adsorption": "adsorption", "migration": "NEB", "phase_diagram": "hull",
+         "slab": "slab", "defects": "defects"}
+
 MEANING = {
     "funnel": "Candidates remaining after each stage (those with a verdict that did not fail), with the stage's "
               "criterion; −n marks how many failed there.",
@@ -794,13 +798,13 @@ def render_html(rep: Report) -> str:
     body = []
     for i, r in enumerate(rows, 1):
         mid = r["material_id"]
-        links = " ".join(f'<a href="#{f.name}">{html.escape(f.title.split(",")[0].split(". ")[-1])}</a>'
+        links = " ".join(f'<a href="#{f.name}">{next((v for k, v in SHORT.items() if f.name.startswith(k + "_")), f.name)}</a>'
                          for f in by_mid.get(mid, []))
         cells = "".join(_cell(s, r.get("stages", {}).get(s.stage)) for s in stages)
         fate = f"failed at {r['failed_stage']}" if r.get("failed_stage") else (r.get("furthest_stage") or "")
         formula = html.escape(r["formula"]) + (" (predicted)" if r.get("predicted") else "")
-        body.append(f'<tr id="row-{html.escape(mid)}"><td>{i}</td><td>{html.escape(mid)}</td><td>{formula}</td>{cells}'
-                    f"<td>{html.escape(fate)}</td><td>{links}</td></tr>")
+        body.append(f'<tr id="row-{html.escape(mid)}"><td>{i}</td><td>{html.escape(mid)}</td><td>{formula}</td>'
+                    f'<td class="links">{links}</td>{cells}<td>{html.escape(fate)}</td></tr>')
 
     def figure(f: Drawn) -> str:
         meaning = MEANING.get(f.name, "")
@@ -835,12 +839,12 @@ table {{ border-collapse: collapse; font-size: 0.85em; }}
 td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
 td.passed {{ background: #e3f5e3; }} td.failed {{ background: #f8dddd; }} td.not_computed {{ background: #fdf0d5; }}
 figure {{ margin: 1em 0; }} figure img {{ max-width: 100%; border: 1px solid #eee; }}
-figcaption {{ font-weight: bold; }}
+figcaption {{ font-weight: bold; }} td.links {{ font-size: 0.85em; }}
 </style></head><body>
 <h1>coatflow report</h1>
 <p>{len(rows)} materials in the store; {len(rep.figures)} figures drawn from stored numbers.</p>
 <h2>Ranked candidates</h2>
-<table id="ranked"><tr><th>#</th><th>material</th><th>formula</th>{head}<th>furthest stage</th><th>figures</th></tr>
+<table id="ranked"><tr><th>#</th><th>material</th><th>formula</th><th>figures</th>{head}<th>furthest stage</th></tr>
 {''.join(body)}</table>
 <h2>Left out</h2><ul id="skipped">{skipped or '<li>nothing</li>'}</ul>
 {maps}
