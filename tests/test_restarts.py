@@ -169,6 +169,9 @@ def test_chgnet_relaxation_stopped_by_its_walltime_goes_on_from_the_last_geometr
     assert np.allclose(first.positions, second.positions) and np.allclose(first.cell, second.cell)
     assert len(read(f"{folder}/relax.0.traj", index=":")) > 1  # the first attempt did move the atoms
     e_whole, e_cut = whole["output"]["output"]["energy"], cut["output"]["output"]["energy"]
+    print(f"CHGNet walltime {0.4 * t_whole:.1f} s: {len(attempts)} attempts, "
+          f"{len(read(f'{folder}/relax.0.traj', index=':'))} + {cut['output']['output']['n_steps']} frames/steps "
+          f"vs {whole['output']['output']['n_steps']} uninterrupted; dE = {e_cut - e_whole:+.2e} eV")
     assert abs(e_cut - e_whole) / len(s) < 1e-3  # same minimum, eV/atom
 
 
@@ -211,6 +214,7 @@ def test_neb_resume_reruns_only_the_hop_that_did_not_finish(tmp_path):
     after = list(store.query({"name": {"$regex": "^neb hop"}}, properties=["uuid", "metadata"]))
     assert len(after) == 2 and hops[0]["uuid"] in {h["uuid"] for h in after}  # hop 0 kept, not rerun
     assert {h["metadata"]["coatflow"]["key"] for h in after} == {h["metadata"]["coatflow"]["key"] for h in hops}
+    print(f"NEB resume: first run {first.jobs_run} jobs, resume {second.jobs_run} jobs")
     assert second.jobs_run == first.jobs_run - 1  # the same jobs but one NEB
     again = store.query_one({"metadata.coatflow.task": "verdict"}, load=True)["output"]
     assert again["value"] == pytest.approx(verdict["value"], abs=1e-6)
