@@ -39,7 +39,7 @@ from coatflow.workflows.builders import newest_by_formula, rank_candidates  # no
 from coatflow.workflows.campaign import FunnelPlanner  # noqa: E402
 from coatflow.workflows.candidates import load_candidates  # noqa: E402
 from coatflow.workflows.phase_diagrams import entries_on_scale  # noqa: E402
-from coatflow.workflows.reference_data import competing_phases, data_path  # noqa: E402
+from coatflow.workflows.reference_data import competing_phases, data_path, snapshot_row  # noqa: E402
 from coatflow.workflows.stages import STAGES  # noqa: E402
 
 STAGE_BY_NAME = {s.stage: s for s in STAGES}
@@ -198,7 +198,9 @@ def _reference_moduli() -> dict[str, float]:
     return {Composition(m["formula"]).reduced_formula: float(m["g_vrh"]) for m in mats}
 
 
-def shear_data(rows: list[dict]) -> dict:
+def shear_data(rows: list[dict], references: list[str] = ()) -> dict:
+    """G_VRH of every candidate with a value; ``references`` (Li metal, the interfacial partners): their bundled
+    Materials Project values (polymorph range, data/mp_snapshot.json.gz) where the snapshot has one."""
     rows = [r for r in _funnel_rows(rows) if (r["stages"].get("shear_modulus") or {}).get("value") is not None]
     if not rows:
         raise Missing("no shear_modulus verdict with a G_VRH is stored (no candidate reached the stage)")
@@ -209,24 +211,33 @@ def shear_data(rows: list[dict]) -> dict:
             "g_vrh": [s["value"] for s in sm], "status": [s["status"] for s in sm],
             "backend": [s.get("backend") for s in sm],
             "threshold": _number(sm[0].get("criterion"), r"G_VRH >="),
-            "dft": [ref.get(Composition(r["formula"]).reduced_formula) for r in rows]}
+            "dft": [ref.get(Composition(r["formula"]).reduced_formula) for r in rows],
+            "references": {f: [min(g), max(g)] for f in references
+                           if (g := (snapshot_row(f) or {}).get("g_vrh"))}}
 
 
 def draw_shear(d: dict) -> Figure:
-    fig = Figure(figsize=(8, 0.45 * len(d["g_vrh"]) + 1.8))
+    refs = d.get("references") or {}
+    fig = Figure(figsize=(8, 0.45 * (len(d["g_vrh"]) + len(refs)) + 1.8))
     ax = fig.add_subplot()
     y = np.arange(len(d["g_vrh"]))
     ax.barh(y, d["g_vrh"], color=[COLORS[s] for s in d["status"]], height=0.6, label="this campaign (model)")
+    yr = len(y) + np.arange(len(refs))
+    for yy, (lo, hi) in zip(yr, refs.values()):
+        ax.plot([lo, hi], [yy, yy], color="tab:gray", lw=6, solid_capstyle="butt", marker="|", ms=12)
+    if refs:
+        ax.plot([], [], color="tab:gray", lw=6, label="references: MP PBE polymorph range (bundled)")
     dft = [(i, g) for i, g in enumerate(d["dft"]) if g is not None]
     if dft:
         ax.scatter([g for _, g in dft], [i for i, _ in dft], marker="D", color="k", zorder=3,
                    label="PBE (Materials Project, bundled)")
     if d["threshold"] is not None:
         ax.axvline(d["threshold"], color="k", ls="--", lw=1, label=f"threshold {d['threshold']:g} GPa")
-    ax.set_yticks(y, [f"{f} ({m})" for f, m in zip(d["formulas"], d["material_ids"])], fontsize=8)
+    ax.set_yticks(np.concatenate([y, yr]), [f"{f} ({m})" for f, m in zip(d["formulas"], d["material_ids"])]
+                  + [f"{f} (reference)" for f in refs], fontsize=8)
     ax.set_xlabel("G_VRH (GPa)")
     ax.set_title("Shear modulus G_VRH (green passed, red failed)")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(y), 1)), ncol=3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.5 / (0.75 * fig.get_figheight())), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -724,7 +735,7 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
         else:
             rep.skipped.append(("1. Screening funnel", "the candidates collection is empty (run `coatflow run`)"))
         if funnel:
-            rep.draw("shear_modulus", "2. Shear modulus", lambda: shear_data(rows), draw_shear)
+            rep.draw("shear_modulus", "2. Shear modulus", lambda: shear_data(rows, ["Li", *config.interfacial_reactions.electrolytes]), draw_shear)
             rep.draw("windows", "3. Electrochemical windows", lambda: window_data(rows), draw_windows)
         try:
             entries = camp.thermo_entries() if any("phase_stability" in r["stages"] for r in funnel) else {}
