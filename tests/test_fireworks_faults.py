@@ -316,3 +316,20 @@ def test_the_lock_is_reentrant_in_one_process_and_released_at_the_end(tmp_path):
             lp.fireworks.count_documents({})
         assert fw_worker._MONGOMOCK_LOCKS  # still held by the outer block
     assert not fw_worker._MONGOMOCK_LOCKS
+
+
+# -- the cluster environment -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [
+    "import coatflow.launchers.cli",  # coatflow status/resume on a node where the worker settings are exported
+    "from jobflow import SETTINGS; SETTINGS.JOB_STORE",  # what a worker does before it runs a job
+])
+def test_the_worker_jobflow_settings_load_in_a_fresh_process(code, tmp_path):
+    from coatflow.launchers.fireworks import write_worker_files
+
+    fw_dir = write_worker_files(_config(tmp_path, mongomock_file=str(tmp_path / "launchpad.json")))
+    r = subprocess.run([sys.executable, "-c", code], env={**os.environ, "JOBFLOW_CONFIG_FILE":
+                                                           str(fw_dir / "jobflow.yaml")},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
