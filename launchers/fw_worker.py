@@ -168,7 +168,7 @@ COMMANDS = {"rlaunch": ("fireworks.scripts.rlaunch_run", "rlaunch"),
 
 
 def worker_main(argv: list[str]) -> int:
-    """``python -m coatflow.launchers.fireworks rlaunch|qlaunch|lpad <their arguments>``.
+    """``python -m coatflow.launchers.fw_worker rlaunch|qlaunch|lpad <their arguments>``.
 
     FireWorks' command, with every LaunchPad it loads from a file built in memory with the password from
     ``COATFLOW_MONGODB_PASSWORD`` (nothing is written: a SIGTERM from ``scancel`` or the walltime leaves no
