@@ -273,3 +273,32 @@ def test_sigterm_records_the_attempt_then_ends_the_process(tmp_path):
     from coatflow.makers.restarts import last_trajectory_frame
 
     assert last_trajectory_frame(trajs[0]) is not None  # what `coatflow resume` restarts from
+
+
+def test_status_lists_attempts_from_the_campaign_store_and_creates_no_store(tmp_path, capsys):
+    from coatflow.launchers.attempts import print_attempts
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.launchers.stores import embedded_file, make_job_store
+
+    cfg = CampaignConfig(store={"path": str(tmp_path / "store")})
+    print_attempts(cfg)  # no store yet: nothing printed, nothing created
+    assert capsys.readouterr().out == "" and not embedded_file(cfg).exists()
+
+    store = make_job_store(cfg)
+    store.connect()
+    attempts = [{"attempt": 1, "error": "TimeLimit: signal SIGALRM", "correction": {"restart_from": "last geometry"},
+                 "started": "2026-01-01T10:00:00+00:00", "ended": "2026-01-01T10:05:00+00:00"},
+                {"attempt": 2, "error": None, "correction": None, "started": "2026-01-01T10:05:00+00:00",
+                 "ended": "2026-01-01T10:07:00+00:00"}]
+    store.docs_store.update([{"uuid": "u1", "index": 1, "name": "mlip bulk relax [m-1]", "output": {"energy": -1.0},
+                              "completed_at": "2026-01-01T10:07:00+00:00",
+                              "metadata": {"coatflow": {"material_id": "m-1", "stage": "bulk_relax", "key": "k"},
+                                           "attempts": attempts, "attempts_status": "restarted"}}],
+                            key=["uuid", "index"])
+    store.close()
+    print_attempts(cfg)
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["restarts and failed attempts (GPAW, force fields):",
+                   "restarted: mlip bulk relax [m-1] (m-1, bulk_relax), 2 attempt(s)",
+                   "    1. 2026-01-01T10:00:00Z  TimeLimit: signal SIGALRM  -> restart_from=last geometry",
+                   "    2. 2026-01-01T10:05:00Z  ok"]
