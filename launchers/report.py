@@ -203,7 +203,8 @@ def shear_data(rows: list[dict], references: list[str] = ()) -> dict:
     Materials Project values (polymorph range, data/mp_snapshot.json.gz) where the snapshot has one."""
     rows = [r for r in _funnel_rows(rows) if (r["stages"].get("shear_modulus") or {}).get("value") is not None]
     if not rows:
-        raise Missing("no shear_modulus verdict with a G_VRH is stored (no candidate reached the stage)")
+        raise Missing("no candidate row has a shear_modulus value (none reached the stage, or none computed for "
+                      "this config)")
     rows = sorted(rows, key=lambda r: r["stages"]["shear_modulus"]["value"])
     ref = _reference_moduli()
     sm = [r["stages"]["shear_modulus"] for r in rows]
@@ -249,7 +250,8 @@ def window_data(rows: list[dict]) -> dict:
     rows = [r for r in _funnel_rows(rows)
             if ((r["stages"].get("stability_window") or {}).get("details") or {}).get("reduction_limit") is not None]
     if not rows:
-        raise Missing("no stability_window verdict with limits is stored")
+        raise Missing("no candidate row has stability_window limits (none reached the stage, or none computed "
+                      "for this config)")
     sw = [r["stages"]["stability_window"] for r in rows]
     crit = sw[0].get("criterion")
     return {"material_ids": [r["material_id"] for r in rows], "formulas": [r["formula"] for r in rows],
@@ -661,6 +663,8 @@ def draw_phase_diagram(d: dict) -> Figure:
 
     plotter = PDPlotter(d["phase_diagram"], show_unstable=0.1, backend="matplotlib")
     ax = plotter.get_plot(label_unstable=False)  # PDPlotter draws on pyplot's current axes: its own figure
+    if d["phase_diagram"].dim < 4:
+        ax.set_adjustable("box")  # equal aspect with fixed limits: no 'Ignoring fixed y limits' at each draw
     fig = ax.figure
     ax.set_title(f"Phase diagram of {d['formula']} ({d['material_id']}): E_hull {d['stored_e_hull']} meV/atom "
                  "(stored)", fontsize=9)
