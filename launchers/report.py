@@ -34,15 +34,15 @@ from jobflow import OutputReference  # noqa: E402
 from pymatgen.core import Composition  # noqa: E402
 
 from coatflow.launchers.stores import CampaignStores  # noqa: E402
-from coatflow.workflows.analysis import thermo  # noqa: E402
+from coatflow.workflows.analysis import AnalysisError, thermo  # noqa: E402
 from coatflow.workflows.builders import newest_by_formula, rank_candidates  # noqa: E402
 from coatflow.workflows.campaign import FunnelPlanner  # noqa: E402
 from coatflow.workflows.candidates import load_candidates  # noqa: E402
+from coatflow.workflows.errors import CoatflowError  # noqa: E402
 from coatflow.workflows.phase_diagrams import entries_on_scale  # noqa: E402
 from coatflow.workflows.reference_data import competing_phases, data_path, snapshot_row  # noqa: E402
 from coatflow.workflows.stages import STAGES  # noqa: E402
 
-STAGE_BY_NAME = {s.stage: s for s in STAGES}
 COLORS = {"passed": "tab:green", "failed": "tab:red", "not_computed": "tab:orange"}
 CLASS_COLORS = {"insulating": "tab:green", "metallic": "tab:red", "mixed": "tab:purple", "unknown": "tab:gray"}
 
@@ -110,7 +110,8 @@ class StoredCampaign:
         """
         cfg = self.config
         if cfg.thermo.entries != "local":
-            raise Missing("thermo.entries is 'mp': the report draws phase diagrams of local (stored) energies only")
+            raise Missing(f"thermo.entries is '{cfg.thermo.entries}': the report draws phase diagrams and reaction "
+                          "curves of local (stored) relaxed energies only")
         names = [s.stage for s in STAGES]
         last = min(names.index("interfacial_reactions"), names.index(cfg.run.stop_after or names[-1]))
         cfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"stop_after": names[last]})})
@@ -121,7 +122,10 @@ class StoredCampaign:
         for cand in load_candidates(cfg, self.stores.cache):
             if cand.material_id not in wanted:
                 continue
-            memo = planner.plan(cand).__dict__.get("_thermo_memo", {})
+            try:
+                memo = planner.plan(cand).__dict__.get("_thermo_memo", {})
+            except (CoatflowError, AnalysisError):  # a candidate the config can no longer plan: no thermo figures
+                continue
             docs = {k: v[0] for k, v in memo.items()}
             stored = {k: v for k, v in docs.items() if v is not None and not isinstance(v, OutputReference)}
             if "candidate" not in stored:
