@@ -366,6 +366,8 @@ def draw_interfacial(d: dict) -> Figure:
         ax.set_xlabel(f"x in x {a} + (1−x) {b}", fontsize=8)
         ax.set_ylabel("reaction energy (eV/atom)", fontsize=8)
         ax.set_xlim(-0.05, 1.05)
+        if p["reaction_energy"] > -1e-6 and (not p["curve"] or min(p["curve"]["energy"]) > -1e-6):
+            ax.set_ylim(-0.05, 0.05)  # no reaction: round-off of the hull would set the scale otherwise
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.suptitle(f"Interfacial reactions of {d['formula']} ({d['material_id']}); ★ stored minimum; products: "
