@@ -2,7 +2,7 @@
 
 Usage:
     nice -n 10 python benchmarks/shear_models.py [--set reference|mp|both] [--models chgnet,sevennet]
-                                                 [--n N] [--k 5] [--threshold 35] [--results FILE]
+                                                 [--n N] [--only ID,...] [--k 5] [--threshold 35] [--results STEM]
 
 Sets: ``reference``, the 38 bundled reference materials (``workflows/data/elastic_reference.json.gz``, MP
 structures and PBE moduli); ``mp``, every Li-M-O formula of the shipped MP snapshot with an MP G_VRH, on the
@@ -38,13 +38,36 @@ LABELS = {"chgnet": "CHGNet", "sevennet": "SevenNet-0"}
 
 
 def mp_materials() -> list[dict]:
-    """Li-M-O formulas of the MP snapshot with an MP G_VRH, each on its lowest-energy prototype structure."""
-    try:
-        from coatflow.workflows.analysis import prototypes  # noqa: F401
-        from coatflow.workflows.reference_data import mp_snapshot  # noqa: F401
-    except ImportError as exc:
-        raise SystemExit(f"the 'mp' set needs the MP snapshot and the prototype library ({exc})") from None
-    raise SystemExit("the 'mp' set is not wired yet: see docs/shear_models.md")
+    """Li-M-O formulas of the MP snapshot with an MP G_VRH (``stages.shear_modulus.mp_g_vrh``), each with the
+    structures of every prototype that fits it (``analysis.prototypes.prototypes_for``; none: not computed)."""
+    from coatflow.workflows.analysis.prototypes import prototypes_for
+    from coatflow.workflows.reference_data import snapshot_ternaries
+    from coatflow.workflows.stages.shear_modulus import mp_g_vrh
+
+    out = []
+    for f in snapshot_ternaries():
+        if dft := mp_g_vrh(f):
+            out.append({"set": "mp", "material_id": f, "formula": f, "g_vrh": dft["g_vrh_dft"],
+                        "prototypes": [(name, s.as_dict()) for name, s in prototypes_for(f)]})
+    return out
+
+
+def lowest_polymorph(prototypes: list, model: str) -> tuple[str, Structure]:
+    """The prototype whose relaxation on ``model`` ends lowest in energy per atom, and its relaxed structure."""
+    from jobflow import JobStore, run_locally
+    from maggma.stores import MemoryStore
+
+    best = None
+    for name, sd in prototypes:
+        flow = get_maker("relax", f"mlip:{model}").make(Structure.from_dict(sd))
+        store = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
+        run_locally(flow, store=store, log=False)
+        doc = store.get_output(flow.output.uuid)
+        relaxed = Structure.from_dict(doc["structure"])
+        e = doc["output"]["energy"] / len(relaxed)
+        if best is None or e < best[0]:
+            best = (e, name, relaxed)
+    return best[1], best[2]
 
 
 def compute(materials: list[dict], model: str, results: dict, path: Path) -> None:
@@ -57,8 +80,13 @@ def compute(materials: list[dict], model: str, results: dict, path: Path) -> Non
             continue
         t0, c0 = time.perf_counter(), time.process_time()
         try:
-            m = model_moduli(Structure.from_dict(r["structure"]), maker)
-            row = {"g_vrh": m.g_vrh, "k_vrh": m.k_vrh, "positive_definite": m.positive_definite}
+            if "prototypes" in r and not r["prototypes"]:
+                raise ValueError("not computed: no prototype")
+            polymorph, structure = (lowest_polymorph(r["prototypes"], model) if "prototypes" in r
+                                    else (None, Structure.from_dict(r["structure"])))
+            m = model_moduli(structure, maker)
+            row = {"g_vrh": m.g_vrh, "k_vrh": m.k_vrh, "positive_definite": m.positive_definite,
+                   **({"polymorph": polymorph} if polymorph else {})}
         except (AnalysisError, KeyError, TypeError, ValueError, RuntimeError) as exc:
             row = {"error": str(exc) or type(exc).__name__}
         row["seconds"] = round(time.perf_counter() - t0, 1)
@@ -85,8 +113,9 @@ def report(materials: list[dict], models: list[str], results: dict, threshold: f
         cells = []
         for m in models:
             row = results.get(m, {}).get(f"{r['set']}:{r['material_id']}", {})
+            bad = "not PD" if "g_vrh" in row else "no proto" if "no prototype" in row.get("error", "") else "fail"
             cells.append(f"{row['g_vrh']:10.1f}" if row.get("g_vrh") is not None and row.get("positive_definite")
-                         else f"{'not PD' if 'g_vrh' in row else 'fail':>10s}")
+                         else f"{bad:>10s}")
         print(f"{r['material_id']:12s} {r['formula']:10s} {r['g_vrh']:7.1f} " + " ".join(cells))
     if len(common) < max(k, 3):
         print("too few materials for metrics")
@@ -113,6 +142,7 @@ def main() -> None:
     p.add_argument("--set", choices=["reference", "mp", "both"], default="reference")
     p.add_argument("--models", default="chgnet,sevennet")
     p.add_argument("--n", type=int, default=None, help="only the first N materials of each set")
+    p.add_argument("--only", default=None, help="only these material ids / formulas (comma-separated)")
     p.add_argument("--k", type=int, default=5, help="folds of the cross-validation")
     p.add_argument("--threshold", type=float, default=35.0, help="GPa")
     p.add_argument("--results", type=Path, default=Path("shear_models"), help="stem of the per-model result files")
@@ -125,6 +155,9 @@ def main() -> None:
                      [{**r, "set": "reference"} for r in reference_materials(args.n)]))
     if args.set in ("mp", "both"):
         sets.append(("Li-M-O formulas of the MP snapshot with an MP G_VRH", mp_materials()[: args.n]))
+    if args.only:
+        keep = set(args.only.split(","))
+        sets = [(t, [r for r in mats if r["material_id"] in keep or r["formula"] in keep]) for t, mats in sets]
     for _, materials in sets:
         for m in models:
             compute(materials, m, results, args.results)
