@@ -29,10 +29,12 @@ def test_flat_surface_without_mechanics_grows_at_the_faraday_rate():
 
 
 def test_soft_layer_sharpens_the_cap_and_a_stiff_one_flattens_it():
-    soft = run(replace(DendriteParams(), shear_modulus=0.5e9), total_time=0.05, mesh=COARSE)
-    stiff = run(replace(DendriteParams(), shear_modulus=60e9), total_time=0.05, mesh=COARSE)
-    assert soft.amplification > 1.2  # the cap grows faster than its surroundings
-    assert stiff.amplification < 0.1 < soft.amplification
+    # 30 us: the mechanical transients are fast (docs/dendrite.md)
+    soft = run(replace(DendriteParams(), shear_modulus=0.5e9), total_time=3e-5, mesh=COARSE)
+    stiff = run(replace(DendriteParams(), shear_modulus=60e9), total_time=3e-5, mesh=COARSE)
+    assert soft.stopped is None and stiff.stopped is None
+    assert soft.amplification > 1.02  # the cap grows faster than its surroundings
+    assert stiff.amplification < 0.5 < soft.amplification
     assert stiff.tip_height - stiff.valley_height < soft.tip_height - soft.valley_height
 
 
@@ -56,7 +58,7 @@ def test_cli_bad_input_is_one_line_rc_2(argv, word, tmp_path, capsys):
 
 def test_cli_prints_each_modulus_and_writes_the_figure(tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["dendrite", "--shear-modulus", "1", "60", "--time", "0.02", "--mesh", "16", "4",
+    assert main(["dendrite", "--shear-modulus", "1", "60", "--time", "3e-5", "--mesh", "16", "4",
                  "--out", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:3] == ["G/GPa", "tip/nm", "valley/nm"]
@@ -97,7 +99,7 @@ def test_stage_enabled_plans_one_verdict_keyed_on_the_shear_verdict():
         structure = None
 
     planner = _Planner()
-    stage = DendriteSuppressionStage(enabled=True, time=0.01, nx=16, ny=4)
+    stage = DendriteSuppressionStage(enabled=True, time=3e-5, nx=16, ny=4)
     assert stage.plan(planner, _Plan(), "up", Shear) == "verdict-ref"
     (key, name, job), = planner.gated
     assert name == "dendrite_suppression" and key.startswith("shear-key|dendrite_suppression")
@@ -106,7 +108,7 @@ def test_stage_enabled_plans_one_verdict_keyed_on_the_shear_verdict():
 
 def test_verdict_is_informative_unless_a_threshold_is_set():
     s = li2o()
-    settings = {"time": 0.02, "nx": 16, "ny": 4, "amplification_max": None}
+    settings = {"time": 3e-5, "nx": 16, "ny": 4, "amplification_max": None}
     soft = dendrite_verdict.original(IDENT, 0.5, 1.0, s, settings)
     assert isinstance(soft.output, DendriteSuppressionResult) and soft.output.status == "passed"
     assert soft.output.value > 1 and soft.output.criterion == "informative" and soft.output.structure == s
