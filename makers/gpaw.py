@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from atomate2.ase.jobs import _ASE_DATA_OBJECTS, AseRelaxMaker
+from jobflow import JobConfig, job
 
 from coatflow.makers.registry import register
-from coatflow.makers.restarts import RestartingAseRelax, restartable_make, settings_without_restarts
+from coatflow.makers.restarts import RestartingAseRelax, settings_without_restarts
 
 #: PBE, 400 eV plane waves, k-point density 3.5 per Å^-1, 0.1 eV Fermi-Dirac smearing.
 DEFAULT_GPAW_KWARGS = {
@@ -49,8 +50,12 @@ class GpawRelaxMaker(RestartingAseRelax, AseRelaxMaker):
     relax_kwargs: dict = field(default_factory=lambda: {"fmax": 0.03})
     calculator_kwargs: dict = field(default_factory=lambda: dict(DEFAULT_GPAW_KWARGS))
 
-    make = restartable_make(AseRelaxMaker.make, _ASE_DATA_OBJECTS)
     key_settings = settings_without_restarts
+
+    @job(data=_ASE_DATA_OBJECTS, config=JobConfig(expose_store=True))
+    def make(self, mol_or_struct, prev_dir=None):
+        """atomate2's AseRelaxMaker.make, its store exposed for the restart record (makers/restarts.py)."""
+        return AseRelaxMaker.make.original(self, mol_or_struct, prev_dir)
 
     def _get_calculator(self):
         return gpaw_calculator(self.calculator_kwargs)

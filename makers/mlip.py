@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from atomate2.forcefields.jobs import _FORCEFIELD_DATA_OBJECTS, ForceFieldRelaxMaker
+from jobflow import JobConfig, job
 
-from coatflow.makers.restarts import RestartingAseRelax, restartable_make
+from coatflow.makers.restarts import RestartingAseRelax
 
 #: ``calculator_meta`` for atomate2's force-field makers: an import path atomate2 can call.
 CHGNET_CALCULATOR = "coatflow.makers.mlip.CHGNetCalculator"
@@ -141,4 +142,7 @@ class RestartingForceFieldRelaxMaker(RestartingAseRelax, ForceFieldRelaxMaker):
     steps goes on from the last geometry of its trajectory, up to the cap, each attempt in the job's document.
     Its key is that of ``ForceFieldRelaxMaker`` (``PHYSICAL_FIELDS`` of workflows/campaign.py)."""
 
-    make = restartable_make(ForceFieldRelaxMaker.make, _FORCEFIELD_DATA_OBJECTS)
+    @job(data=_FORCEFIELD_DATA_OBJECTS, config=JobConfig(expose_store=True))
+    def make(self, structure, prev_dir=None):
+        """atomate2's ForceFieldRelaxMaker.make, its store exposed for the restart record."""
+        return ForceFieldRelaxMaker.make.original(self, structure, prev_dir)

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobflow import CURRENT_JOB, JobConfig, job
+from jobflow import CURRENT_JOB
 from monty.json import MSONable
 
 #: GPAW's mixer defaults (MSR1: beta 0.05, 5 old densities) and SCF iteration cap, corrected from.
@@ -128,6 +128,12 @@ class RestartPolicy(MSONable):
     #: seconds per attempt (SIGALRM, main thread only); None: no limit of coatflow's own
     walltime: float | None = None
     handlers: tuple[str, ...] = ("scf", "time_limit", "terminated", "unconverged")
+
+    def __post_init__(self):
+        self.handlers = tuple(self.handlers)  # JSON gives a list back
+        unknown = set(self.handlers) - set(HANDLERS)
+        if unknown:
+            raise ValueError(f"unknown restart handler(s) {sorted(unknown)} (known: {', '.join(HANDLERS)})")
 
     def handler_for(self, error, result) -> Handler | None:
         return next((HANDLERS[h] for h in self.handlers if HANDLERS[h].applies(error, result)), None)
@@ -380,22 +386,13 @@ def settings_without_restarts(maker) -> dict:
     return {f.name: getattr(maker, f.name) for f in fields(maker) if f.init and f.name not in ("name", "restarts")}
 
 
-def restartable_make(base_make, data):
-    """``make`` of an atomate2 ASE maker as a job whose store is exposed (for the failure record)."""
-
-    @job(data=data, config=JobConfig(expose_store=True))
-    def make(self, mol_or_struct, prev_dir=None):
-        return base_make.original(self, mol_or_struct, prev_dir)
-
-    make.__doc__ = base_make.original.__doc__
-    return make
-
-
 @dataclass
 class RestartingAseRelax:
     """Mixin for an atomate2 ``AseRelaxMaker`` (GPAW, force fields): ``run_ase`` under a ``RestartPolicy``.
 
-    Put it first among the bases and give the subclass ``make = restartable_make(Base.make, data)``.
+    Put it first among the bases; the subclass's ``make`` is the base's, as a job whose store is exposed (for
+    the failure record): ``@job(data=..., config=JobConfig(expose_store=True))`` around ``Base.make.original``
+    (written out in each class, so that the job's function serialises by its class for FireWorks).
     ``restarts`` must stay out of the job key: it changes how a result is reached, not the result (a Maker
     keyed by all its fields defines ``key_settings = settings_without_restarts``).
     """

@@ -302,3 +302,19 @@ def test_status_lists_attempts_from_the_campaign_store_and_creates_no_store(tmp_
                    "restarted: mlip bulk relax [m-1] (m-1, bulk_relax), 2 attempt(s)",
                    "    1. 2026-01-01T10:00:00Z  TimeLimit: signal SIGALRM  -> restart_from=last geometry",
                    "    2. 2026-01-01T10:05:00Z  ok"]
+
+
+def test_restarting_jobs_serialise_for_fireworks():
+    """The job (function, Maker and its policy) survives the JSON a FireWorks spec holds."""
+    import json
+
+    from monty.json import MontyDecoder, MontyEncoder
+
+    from coatflow.makers.gpaw import GpawRelaxMaker
+    from coatflow.makers.relax import MLIPBulkRelaxMaker
+
+    for maker in (MLIPBulkRelaxMaker(restarts=RestartPolicy(walltime=5.0)), GpawRelaxMaker()):
+        job = maker.make(lif())
+        back = MontyDecoder().process_decoded(json.loads(json.dumps(job, cls=MontyEncoder)))
+        assert back.name == maker.name and back.config.expose_store
+        assert type(back.function.__self__) is type(maker) and back.function.__self__.restarts == maker.restarts
