@@ -18,11 +18,11 @@ from coatflow.launchers.stores import CampaignStores, require_store
 from coatflow.workflows.builders import newest_by_formula, rank_candidates
 from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.stages import STAGES
+from coatflow.workflows.programmes import ALL_STAGES as STAGES
 
 
 def _cmd_init(args) -> int:
-    path = write_default_config(args.path)
+    path = write_default_config(args.path, args.programme.replace("-", "_"))
     print(f"wrote {path}")
     return 0
 
@@ -208,6 +208,8 @@ def parser() -> argparse.ArgumentParser:
     dendrite.add_parser(sub)
     init = sub.add_parser("init", help="write a commented default config")
     init.add_argument("path", nargs="?", default=DEFAULT_CONFIG_NAME)
+    init.add_argument("--programme", default="anode-coating", choices=["anode-coating", "cathode-coating"],
+                      help="the stage list and defaults the config starts from (workflows/programmes.py)")
     init.set_defaults(func=_cmd_init)
     for name, func, helptext in (("run", _cmd_run, "run the campaign locally into the configured store"),
                                  ("build", _cmd_build, "rebuild the candidates collection from job documents"),

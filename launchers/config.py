@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pymatgen.core import Composition, Element
 
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.stages import STAGE_NAMES, STAGES, Stage
+from coatflow.workflows.programmes import ALL_STAGE_NAMES as STAGE_NAMES
+from coatflow.workflows.programmes import ALL_STAGES as STAGES
+from coatflow.workflows.programmes import DEFAULT_PROGRAMME, DEFAULTS, PROGRAMMES, stages_of
+from coatflow.workflows.stages import Stage
 from coatflow.workflows.stages.base import Backend
 from coatflow.workflows.stages.config_fields import config_fields
 
@@ -308,6 +311,8 @@ MOVED = {
 
 
 class _CampaignBase(_Strict):
+    programme: Literal[tuple(PROGRAMMES)] = Field(DEFAULT_PROGRAMME, description=(
+        "anode_coating | cathode_coating (stage list and defaults: workflows/programmes.py)"))
     candidates: CandidateConfig = CandidateConfig()
     thermo: ThermoConfig = ThermoConfig()
     store: StoreConfig = StoreConfig()
@@ -332,6 +337,19 @@ class _CampaignBase(_Strict):
                 raise ValueError(f"section '{old}' was split into the stage sections: {where}")
         return raw
 
+    @model_validator(mode="before")
+    @classmethod
+    def _programme_defaults(cls, raw):
+        """The programme's defaults fill the keys the file does not set (candidates: only a missing section)."""
+        if isinstance(raw, dict) and raw.get("programme") in DEFAULTS:
+            raw = dict(raw)
+            for section, values in DEFAULTS[raw["programme"]].items():
+                given = raw.get(section)
+                if section == "candidates" and given is not None:
+                    continue
+                raw[section] = {**values, **given} if isinstance(given, dict) else (values if given is None else given)
+        return raw
+
     def resolve(self, path: str) -> Path:
         """Absolute path for a path given relative to the config file."""
         p = Path(path).expanduser()
@@ -343,8 +361,8 @@ class _CampaignBase(_Strict):
         return cls(**dict(getattr(self, name)))
 
     def stages(self) -> list[Stage]:
-        """Every configured stage, in funnel order."""
-        return [self.stage(n) for n in STAGE_NAMES]
+        """Every configured stage of the programme, in funnel order."""
+        return [self.stage(s.stage) for s in stages_of(self.programme)]
 
 
 CampaignConfig = create_model(
@@ -409,24 +427,27 @@ def _commented(model: type[BaseModel], values: BaseModel, indent: int) -> list[s
     return lines
 
 
-def default_config_text() -> str:
-    """The commented YAML of every default, generated from the models' field descriptions."""
-    defaults = CampaignConfig()
+def default_config_text(programme: str = DEFAULT_PROGRAMME) -> str:
+    """The commented YAML of every default of ``programme``, generated from the models' field descriptions."""
+    defaults = CampaignConfig(programme=programme)
+    own = {s.stage for s in stages_of(programme)}
     lines = ["# coatflow campaign configuration. Every key is optional; these are the defaults.",
              "# Secrets never go in this file: set MP_API_KEY and COATFLOW_MONGODB_PASSWORD in the environment.",
-             "# One section per funnel stage, in funnel order (cheapest first)."]
+             "# One section per funnel stage, in funnel order (cheapest first).", "",
+             f"programme: {programme}".ljust(26) + f" # {CampaignConfig.model_fields['programme'].description}"]
     for name in SECTION_ORDER:
         model = CampaignConfig.model_fields[name].annotation
         if not isinstance(model, type):
             model = type(getattr(defaults, name))
-        lines += ["", f"{name}:".ljust(27) + f"# {(model.__doc__ or '').strip().splitlines()[0]}"]
+        unused = "" if name not in STAGE_NAMES or name in own else " (not a stage of this programme)"
+        lines += ["", f"{name}:".ljust(27) + f"# {(model.__doc__ or '').strip().splitlines()[0]}{unused}"]
         lines += _commented(model, getattr(defaults, name), 1)
     return "\n".join(lines) + "\n"
 
 
-def write_default_config(path: str | Path) -> Path:
+def write_default_config(path: str | Path, programme: str = DEFAULT_PROGRAMME) -> Path:
     path = Path(path)
     if path.exists():
         raise CoatflowError(f"{path} already exists; not overwriting it")
-    path.write_text(default_config_text())
+    path.write_text(default_config_text(programme))
     return path

@@ -41,7 +41,7 @@ from coatflow.workflows.candidates import load_candidates  # noqa: E402
 from coatflow.workflows.errors import CoatflowError  # noqa: E402
 from coatflow.workflows.phase_diagrams import entries_on_scale  # noqa: E402
 from coatflow.workflows.reference_data import competing_phases, data_path, snapshot_row  # noqa: E402
-from coatflow.workflows.stages import STAGES  # noqa: E402
+from coatflow.workflows.programmes import ALL_STAGES as STAGES  # noqa: E402
 
 COLORS = {"passed": "tab:green", "failed": "tab:red", "not_computed": "tab:orange"}
 CLASS_COLORS = {"insulating": "tab:green", "metallic": "tab:red", "mixed": "tab:purple", "unknown": "tab:gray"}

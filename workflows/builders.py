@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from maggma.core import Builder, Store
 
-from coatflow.workflows.stages import STAGE_NAMES as STAGES
+from coatflow.workflows.programmes import ALL_STAGE_NAMES as STAGES
 from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK, assemble_maps
 from coatflow.workflows.schemas import CandidateDoc, StageSummary
 from coatflow.workflows.timestamps import is_newer, newest, utc_iso

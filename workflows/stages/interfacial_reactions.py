@@ -51,12 +51,14 @@ def _pair(a: str, b: str, pool, gaps: dict[str, ProductGap], gap_min: float) -> 
         return PairReaction.not_computed(str(exc))
 
 
-def _pairs(cand, pool, partners, gaps: dict[str, ProductGap], gap_min: float) -> dict[str, PairReaction]:
-    """The candidate against Li and each partner, and Li against each partner (what the coating prevents)."""
+def _pairs(cand, pool, partners, gaps: dict[str, ProductGap], gap_min: float,
+           li_metal: bool = True) -> dict[str, PairReaction]:
+    """The candidate against Li and each partner, and Li against each partner (what the coating prevents);
+    without ``li_metal`` (a cathode coating never meets Li metal) the candidate against each partner only."""
     formula = cand.composition.reduced_formula
     have = {e.composition.reduced_formula for e in pool}
     pairs = {}
-    for a, others in ((formula, ("Li", *partners)), ("Li", partners)):
+    for a, others in ((formula, ("Li", *partners)), ("Li", partners)) if li_metal else ((formula, partners),):
         for other in others:
             f = Composition(other).reduced_formula
             pairs[f"{a} | {other}"] = (_pair(a, other, pool, gaps, gap_min) if f in have else
@@ -72,7 +74,7 @@ def _unknown_products(pairs: dict[str, PairReaction]) -> set[str]:
 
 @job(name="interfacial reactions")  # no output_schema: it may replace itself by band-gap jobs and a rerun
 def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, gap_jobs=None, source=None,
-                          _after=None):
+                          _after=None, li_metal=True):
     """Reaction of the candidate with Li and each partner, and the band gap of every product.
 
     ``_after`` (the previous verdict's structure) makes this job a child of that verdict, so a candidate
@@ -90,7 +92,7 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
     pool = [*entries, cand]
     if source and source["kind"] == "mp_snapshot":
         gaps = {**_snapshot_gaps(pool, gap_min), **gaps}
-    pairs = _pairs(cand, pool, partners, gaps, gap_min)
+    pairs = _pairs(cand, pool, partners, gaps, gap_min, li_metal)
     unknown = _unknown_products(pairs) - set(gaps)
     if unknown and gap_jobs:
         maker, keys, labels = gap_jobs
@@ -106,7 +108,8 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
             jobs.append(j)
             new[f] = j.output
         if jobs:
-            again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**gaps, **new}, source=source)
+            again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**gaps, **new}, source=source,
+                                          li_metal=li_metal)
             return Response(replace=Flow([*jobs, again], output=again.output))
     used = {p for v in pairs.values() if v.status == "computed" for p in v.products}
     return InterfacialReactions(pairs=pairs, band_gaps={f: g for f, g in gaps.items() if f in used})
@@ -166,6 +169,7 @@ class InterfacialReactionsStage(Stage):
                                               description="eV, products below this count as electronic conductors")] = 0.5
     band_gap_backend: Annotated[Literal["gpaw", "vasp"], Field(
         description="band gaps of products without a shipped one (gpaw | vasp)")] = "gpaw"
+    with_li_metal: Annotated[bool, Field(description="also the coating | Li pair (false: cathode coatings)")] = True
 
     @classmethod
     def note(cls, details: dict) -> str:
@@ -192,10 +196,10 @@ class InterfacialReactionsStage(Stage):
         labels = {"material_id": plan.candidate.material_id, "stage": self.stage, "backend": gap_backend}
         gap_min = self.insulator_gap_min
         base = stage_key(planner, upstream, self.stage, partners, gap_backend, sorted(phases), entries_state(source),
-                         sorted(thermo.OPEN_4F))
+                         sorted(thermo.OPEN_4F), *([] if self.with_li_metal else ["no Li metal"]))
         reactions, _ = planner.add(
             plan, planner.key(base, "reactions", gap_min), self.stage, "reactions", source["backend"],
             lambda: interfacial_reactions(cand, phases, partners, gap_min, known, (gap_maker, keys, labels),
-                                          source=source, _after=verdict.structure))
+                                          source=source, _after=verdict.structure, li_metal=self.with_li_metal))
         return planner.gate(plan, planner.key(base, "verdict", gap_min), self.stage, source["backend"],
                             lambda: interfacial_verdict(plan.ident, reactions, verdict.structure, gap_min))
