@@ -34,10 +34,12 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 
-from coatflow.launchers.config import PASSWORD_ENV, CampaignConfig
+# the module, not its names: jobflow builds a JobStore of this module from JOBFLOW_CONFIG_FILE while
+# launchers/config.py is still importing (config -> stages -> jobflow settings -> here)
+from coatflow.launchers import config as campaign_config
 from coatflow.launchers.embedded_store import (
     SQLiteStore,
     open_database,
@@ -48,6 +50,9 @@ from coatflow.workflows.timestamps import now_utc, utc_iso, utc_time
 from jobflow import JobStore
 from maggma.core import Store
 from maggma.stores import GridFSStore, MongoStore
+
+if TYPE_CHECKING:
+    from coatflow.launchers.config import CampaignConfig
 
 JOBS, BLOBS, CANDIDATES, CACHE, MAPS = "jobs", "blobs", "candidates", "cache", "potential_maps"
 LOCKS, CLAIMS = "locks", "claims"  # MongoDB collections of the run lock and the key claims
@@ -68,7 +73,7 @@ INDEXES: dict[str, list[tuple[str | tuple[str, ...], bool]]] = {
 
 
 def _env_password_kwargs() -> dict:
-    password = os.environ.get(PASSWORD_ENV)
+    password = os.environ.get(campaign_config.PASSWORD_ENV)
     return {"password": password} if password else {}
 
 
