@@ -297,10 +297,14 @@ class InterfacialReaction:
 
 
 def interfacial_reaction(a: str, b: str, entries, gaps: dict[str, float] | None = None,
-                         gap_min: float = 0.5) -> InterfacialReaction:
+                         gap_min: float = 0.5, use_hull_energy: bool = True) -> InterfacialReaction:
     """Most negative reaction energy (eV/atom) of mixing ``a`` and ``b``, its mixing ratio, and products.
 
-    ``gaps`` maps reduced formulas to band gaps (eV); products without one are 'unknown'.
+    ``gaps`` maps reduced formulas to band gaps (eV); products without one are 'unknown'. Reactants enter at
+    the convex-hull energy of their composition, or with ``use_hull_energy=False`` at their own lowest entry
+    (a metastable reactant, e.g. a charged cathode; the hull energy where the composition has no entry); then
+    only mixtures of both count (the ends, x = 0 or 1, would be a reactant's own decomposition), and a value
+    at an interior kink includes the metastable reactants' share of their decomposition energy.
     """
     gaps = gaps or {}
     ca, cb = Composition(a), Composition(b)
@@ -309,8 +313,11 @@ def interfacial_reaction(a: str, b: str, entries, gaps: dict[str, float] | None 
     if missing:
         raise AnalysisError(f"no elemental reference for {', '.join(missing)}")
     pd = phase_diagram(entries)
-    ir = InterfacialReactivity(ca, cb, pd, norm=True, use_hull_energy=True)
-    _, x, energy, rxn, _ = min(ir.get_kinks(), key=lambda k: k[2])
+    ir = InterfacialReactivity(ca, cb, pd, norm=True, use_hull_energy=use_hull_energy)
+    kinks = list(ir.get_kinks())
+    if not use_hull_energy:  # the ends are a metastable reactant's own decomposition, not a reaction of the two
+        kinks = [k for k in kinks if 1e-9 < k[1] < 1 - 1e-9] or [(None, 0.0, 0.0, None, None)]
+    _, x, energy, rxn, _ = min(kinks, key=lambda k: k[2])
     reacts = energy < -1e-6  # numerical zero: no reaction
     products = sorted({c.reduced_formula for c in rxn.products}) if reacts else []
     return InterfacialReaction(

@@ -6,13 +6,13 @@ are listed. The pair machinery is the interfacial_reactions stage's (``_pair``: 
 ``InterfacialReactivity`` through workflows/analysis/thermo.py ``interfacial_reaction``), on the energies of
 workflows/phase_diagrams.py. Cathodes and their states: data/cathode_coating_set.yaml.
 
-Reactant energies are the convex-hull energies at the reactant's composition (``use_hull_energy``, as in the
-interfacial_reactions stage): a cathode composition without an entry of its own on the scale (the ordered
-NMC811 model, LiNi0.5Mn1.5O4 if the snapshot lacks it) enters at the hull energy of its composition, i.e.
-at most the zero-mixing-energy sum of its end members; a charged state above the hull enters at the energy of
-its decomposition products, so its driving force is a lower bound (docs/cathode_coating.md). Only the
-database scales (``thermo.entries: mp_snapshot`` or ``mp``) have cathode phases: on ``local`` the stage is
-not computed, saying so.
+Each reactant enters at its own lowest entry on the scale (``use_hull_energy=False``: a charged cathode is
+metastable, and its decomposition energy is part of the driving force), unlike the interfacial_reactions
+stage, which uses hull energies. A cathode composition without an entry of its own (the ordered NMC811 model
+and its charged state; LiNi0.5Mn1.5O4 where the snapshot lacks it) enters at the convex-hull energy of its
+composition, i.e. at most the zero-mixing-energy sum of its end members, unless data/cathode_coating_set.yaml
+gives its end members: then it enters at that sum (docs/cathode_coating.md, "Approximations"). Only the database scales (``thermo.entries: mp_snapshot`` or ``mp``) have cathode phases:
+on ``local`` the stage is not computed, saying so.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import yaml
 from jobflow import job
 from pydantic import AfterValidator, Field
 from pymatgen.core import Composition, Element
+from pymatgen.entries.computed_entries import ComputedEntry
 
 from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.errors import CoatflowError
@@ -53,16 +54,48 @@ def _cathode_names(names: list[str]) -> list[str]:
     return names
 
 
-def cathode_pairs(coating: str, cathodes: dict[str, dict[str, str]], pool) -> dict[str, PairReaction]:
-    """'coating | cathode (state)' -> the pair's most exothermic reaction on the entries ``pool``."""
+def end_member_entry(formula: str, end_members: dict[str, float], pool) -> ComputedEntry | None:
+    """An entry of ``formula`` whose energy is the formula-unit-weighted sum of its end members' lowest entries
+    in ``pool`` (zero mixing energy, on their scale); None when an end member has no entry."""
+    best = {}
+    for e in pool:
+        f = e.composition.reduced_formula
+        if f in end_members and (f not in best or e.energy_per_atom < best[f].energy_per_atom):
+            best[f] = e
+    if set(best) != set(end_members):
+        return None
+    comp = sum((Composition(f) * x for f, x in end_members.items()), Composition())
+    if not comp.almost_equals(Composition(formula)):
+        raise CoatflowError(f"end members {end_members} do not add up to {formula} (data/cathode_coating_set.yaml)")
+    energy = sum(best[f].energy_per_atom * Composition(f).num_atoms * x for f, x in end_members.items())
+    scale = best[next(iter(best))].data["energy_scale"]
+    return ComputedEntry(Composition(formula), energy, entry_id=f"end members: {formula}",
+                         data={"energy_scale": scale, "end_members": end_members})
+
+
+def cathode_pairs(coating: str, cathodes: dict[str, dict[str, str]], pool,
+                  end_members: dict[str, dict[str, float]] | None = None) -> dict[str, PairReaction]:
+    """'coating | cathode state (formula)' -> the pair's most exothermic reaction on the entries ``pool``.
+
+    A cathode formula without an entry gets one from ``end_members`` (``end_member_entry``), else enters at
+    the convex-hull energy of its composition; the pair's ``reason`` says which."""
     have = {e.composition.reduced_formula for e in pool}
     out = {}
     for name, states in cathodes.items():
         for state, formula in states.items():
-            pair = _pair(coating, formula, pool, {}, 0.0)
-            f = Composition(formula).reduced_formula
-            if pair.status == "computed" and f not in have:
-                pair.reason = f"no {formula} entry: its convex-hull energy is used (docs/cathode_coating.md)"
+            note, extra = None, []
+            if Composition(formula).reduced_formula not in have:
+                model = end_member_entry(formula, (end_members or {}).get(formula, {}), pool) \
+                    if formula in (end_members or {}) else None
+                if model is not None:
+                    extra = [model]
+                    note = ("no entry: zero-mixing-energy sum of " +
+                            " + ".join(f"{x:g} {f}" for f, x in end_members[formula].items()))
+                else:
+                    note = "no entry: the convex-hull energy of its composition is used"
+            pair = _pair(coating, formula, [*pool, *extra], {}, 0.0, use_hull_energy=False)
+            if pair.status == "computed":
+                pair.reason = note
             out[f"{coating} | {name} {state} ({formula})"] = pair
     return out
 
@@ -75,7 +108,8 @@ def cathode_compatibility_verdict(ident, cand_doc, phase_docs, structure, cathod
         cand, entries = entries_on_scale(cand_doc, phase_docs, source)
     except (CoatflowError, AnalysisError) as exc:
         return not_computed(CathodeCompatibilityResult, ident, structure, str(exc))
-    pairs = cathode_pairs(cand.composition.reduced_formula, cathodes, [*entries, cand])
+    pairs = cathode_pairs(cand.composition.reduced_formula, cathodes, [*entries, cand],
+                          cathode_coating_set().get("end_members"))
     return respond(CathodeCompatibilityResult.from_pairs(ident, pairs, threshold, structure=structure,
                                                          backend=backend_of(source)))
 

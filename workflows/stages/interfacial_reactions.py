@@ -41,12 +41,15 @@ def _formulas(formulas: list[str]) -> list[str]:
     return formulas
 
 
-def _pair(a: str, b: str, pool, gaps: dict[str, ProductGap], gap_min: float) -> PairReaction:
-    """The reaction of ``a`` and ``b`` on the entries of their chemical system: one small phase diagram per pair."""
+def _pair(a: str, b: str, pool, gaps: dict[str, ProductGap], gap_min: float, use_hull_energy: bool = True
+          ) -> PairReaction:
+    """The reaction of ``a`` and ``b`` on the entries of their chemical system: one small phase diagram per pair
+    (``use_hull_energy``: ``thermo.interfacial_reaction``)."""
     entries = thermo.in_chemsys(pool, {*Composition(a).elements, *Composition(b).elements})
     numbers = {f: g.band_gap for f, g in gaps.items()}
     try:
-        return PairReaction.from_reaction(thermo.interfacial_reaction(a, b, entries, numbers, gap_min), gaps)
+        return PairReaction.from_reaction(thermo.interfacial_reaction(a, b, entries, numbers, gap_min,
+                                                                      use_hull_energy), gaps)
     except AnalysisError as exc:
         return PairReaction.not_computed(str(exc))
 
