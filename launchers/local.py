@@ -173,20 +173,30 @@ def _worker_init(config: CampaignConfig) -> None:
     warnings.filterwarnings("ignore")  # as in the parent CLI: library warnings would flood the progress display
     stores = CampaignStores(config).connect()
     _WORKER.update(config=config, stores=stores, planner=FunnelPlanner(config, stores.jobs, stores.cache),
-                   owner=f"{socket.gethostname()}:{os.getpid()}")
+                   owner=_owner())
+
+
+def _claimed_plan(planner: FunnelPlanner, stores: CampaignStores, owner: str, cand: Candidate
+                  ) -> tuple[CandidatePlan, float]:
+    """(plan, seconds waited): plan ``cand`` and claim its keys; while another process holds some of them
+    (a parallel worker, or an orphaned worker of a killed run), wait and plan again, finding its work stored."""
+    waited = 0.0
+    while True:
+        plan = planner.plan(cand)
+        if not stores.claims.claim(producer_keys(plan), owner):
+            return plan, waited
+        time.sleep(0.5)
+        waited += 0.5
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _worker_run(cand: Candidate) -> tuple[str, str, RunReport]:
     """Plan, claim and run one candidate in a worker process."""
     config, stores, owner = _WORKER["config"], _WORKER["stores"], _WORKER["owner"]
-    waited = 0.0
-    while True:
-        plan = _WORKER["planner"].plan(cand)
-        held = stores.claims.claim(producer_keys(plan), owner)
-        if not held:
-            break
-        time.sleep(0.5)  # another worker computes some of this plan's work: wait, then plan again
-        waited += 0.5
+    plan, waited = _claimed_plan(_WORKER["planner"], stores, owner, cand)
     try:
         label = _stages_of(plan) + (f" (waited {waited:.0f} s for shared work)" if waited >= 1 else "")
         report = run_plans([plan], stores.jobs, config.resolve(config.run.work_dir))
@@ -250,9 +260,13 @@ def run_campaign(config: CampaignConfig, on_start: Callable[[int], None] | None 
         workers = min(config.run.workers or default_workers(), max(1, len(campaign.candidates)))
         if workers > 1:
             report = run_parallel(campaign, workers, on_candidate)
-        else:
-            plans = itertools.chain((campaign.planner.plan(c) for c in campaign.candidates), campaign.side_plans)
-            report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), _callback(on_candidate))
+        else:  # claimed as planned, released at the end: an orphaned worker of a killed run may still be busy
+            plans = itertools.chain((_claimed_plan(campaign.planner, stores, _owner(), c)[0]
+                                     for c in campaign.candidates), campaign.side_plans)
+            try:
+                report = run_plans(plans, stores.jobs, config.resolve(config.run.work_dir), _callback(on_candidate))
+            finally:
+                stores.claims.release(_owner())
         campaign.planner = FunnelPlanner(config, stores.jobs, stores.cache)  # plan again on what is stored now
         updated = build_candidates(stores, campaign)
         build_potential_maps(stores)

@@ -54,6 +54,7 @@ from maggma.stores import GridFSStore, MongoStore
 if TYPE_CHECKING:
     from coatflow.launchers.config import CampaignConfig
 
+PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"  # = config.PASSWORD_ENV (test_bad_inputs checks), importable from here
 JOBS, BLOBS, CANDIDATES, CACHE, MAPS = "jobs", "blobs", "candidates", "cache", "potential_maps"
 LOCKS, CLAIMS = "locks", "claims"  # MongoDB collections of the run lock and the key claims
 EMBEDDED_FILE, LOCK_FILE = "coatflow.sqlite", "coatflow.lock"
@@ -248,7 +249,9 @@ class StoreLock:
     one not renewed within ``expiry`` seconds (its holder died) is taken over, with a message saying so.
 
     Without ``wait`` a busy store is a ``CoatflowError`` at once; with it, the lock is awaited (``notify`` says
-    so, by default on stderr). Taking the lock drops the key claims a killed run may have left.
+    so, by default on stderr). Taking the lock drops the key claims a killed run may have left, except those
+    of its worker processes still running on this host (``kill -9`` of a run leaves its workers finishing their
+    jobs): the new run waits for those keys instead of computing them a second time.
 
     Use: ``with StoreLock(config, command="coatflow run"): ...``.
     """
@@ -283,7 +286,7 @@ class StoreLock:
         if self.config.store.kind == "mongodb" or embedded_file(self.config).exists():  # else: no claims yet
             claims = KeyClaims(self.config)
             try:
-                claims.clear()  # nobody else runs on this store now: claims left over are a dead run's
+                claims.drop_dead()  # a killed run's claims; those of its still-running orphaned workers stay
             finally:
                 claims.close()
         return self
@@ -446,6 +449,11 @@ def _alive(pid: int | None, host: str | None) -> bool:
         return True
 
 
+def _stale(pid: int | None, host: str | None) -> bool:
+    """A claim left by an ended process, by this process, or from another host (which cannot be checked)."""
+    return host != _HOST or pid == os.getpid() or not _alive(pid, host)
+
+
 class KeyClaims:
     """Atomic claims on job keys, so two workers never compute one key.
 
@@ -571,8 +579,28 @@ class KeyClaims:
                                   chunk).fetchall())
         return out
 
+    def drop_dead(self) -> int:
+        """Drop the claims of ended processes and of this one (what :class:`StoreLock` does when a run starts);
+        returns how many.
+
+        A claim from another host is dropped too: under the lock no other run works on this store, and a
+        process elsewhere cannot be checked. A live process of this host keeps its claims (an orphaned worker
+        of a killed run finishing its job).
+        """
+        if not self._embedded:
+            coll = self._coll()
+            dead = [d["_id"] for d in coll.find({}, {"pid": 1, "host": 1})
+                    if _stale(d.get("pid"), d.get("host"))]
+            return coll.delete_many({"_id": {"$in": dead}}).deleted_count if dead else 0
+        db = self._db()
+        with write_transaction(db):
+            dead = [(k,) for k, pid, host in db.execute(f"SELECT key, pid, host FROM {_CLAIMS_TABLE}")
+                    if _stale(pid, host)]
+            db.executemany(f"DELETE FROM {_CLAIMS_TABLE} WHERE key = ?", dead)
+        return len(dead)
+
     def clear(self) -> int:
-        """Drop every claim (what :class:`StoreLock` does when a run starts)."""
+        """Drop every claim."""
         if not self._embedded:
             return self._coll().delete_many({}).deleted_count
         db = self._db()
