@@ -18,7 +18,9 @@ formula: not used.) Formulas are keyed by pymatgen's reduced formula. Kept: ever
 exactly one other element), and every formula whose elements lie within a chemical system the campaign builds a
 phase diagram of: Li-M-O for every such M, and the same for every compound of the bundled example set (with Li
 added), each also joined with the elements of each of the five default electrolytes (Li10GeP2S12, Li6PS5Cl,
-Li7La3Zr2O12, LiTi2(PO4)3, LiNbO3); the electrolytes' own systems; Li-P-O-N (LiPON). docs/mp_snapshot.md describes the columns and the counts.
+Li7La3Zr2O12, LiTi2(PO4)3, LiNbO3); the electrolytes' own systems; Li-P-O-N (LiPON); and the cathode-coating
+programme's systems (cathode_coating_set.yaml): each coating joined with each cathode (Li-Co/Ni/Mn-O, both
+states) and with each sulfide electrolyte. docs/mp_snapshot.md describes the columns and the counts.
 """
 
 from __future__ import annotations
@@ -108,12 +110,22 @@ def systems(ternaries, extra_formulas) -> set[frozenset[str]]:
     return out
 
 
+def cathode_coating_systems() -> set[frozenset[str]]:
+    """The cathode-coating programme's pairs (docs/cathode_coating.md): coating | cathode, coating | electrolyte."""
+    import yaml
+
+    data = yaml.safe_load((HERE / "cathode_coating_set.yaml").read_text())
+    partners = [elements_of(s) for c in data["cathodes"].values() for s in c.values()]
+    partners += [elements_of(f) for f in data["electrolytes"]]
+    return {elements_of(c) | p | {"Li"} for c in data["coatings"] for p in partners} | {p | {"Li"} for p in partners}
+
+
 def build(wheel: Path) -> dict:
     with zipfile.ZipFile(wheel) as zf:
         lines = {k: read_rows(zf, paths) for k, paths in SOURCES.items()}
     written = {f for rows in lines.values() for f, _ in rows}
     ternaries = sorted(f for f in written if is_li_m_o(f))
-    chemsys = systems(ternaries, example_formulas())
+    chemsys = systems(ternaries, example_formulas()) | cathode_coating_systems()
     kept = {f for f in written if any(elements_of(f) <= s for s in chemsys)}
     reduced = {f: Composition(f).reduced_formula for f in kept}  # one key per formula, however written
     raw: dict[str, dict[str, list[float]]] = {k: defaultdict(list) for k in lines}
