@@ -40,7 +40,7 @@ def test_a_stage_section_is_applied_in_one_step_to_its_maker():
     assert [type(s) for s in cfg.stages()] == list(STAGES)
     assert stages["shear_modulus"].g_vrh_min == 50 and stages["shear_modulus"].backend == "vasp"
     assert stages["li_adsorption"].top_k == 1 and stages["li_adsorption"].max_sites == 6
-    assert stages["shear_modulus"].settings() == {"g_vrh_min": 50, "backend": "vasp", "mlip_model": "chgnet"}
+    assert stages["shear_modulus"].settings() == {"g_vrh_min": 50, "backend": "vasp", "mlip_model": "sevennet"}
 
 
 def test_init_refuses_to_overwrite(tmp_path):
