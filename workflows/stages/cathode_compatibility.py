@@ -84,7 +84,7 @@ def cathode_pairs(coating: str, cathodes: dict[str, dict[str, str]], pool,
     for name, states in cathodes.items():
         for state, formula in states.items():
             note, extra = None, []
-            if Composition(formula).reduced_formula not in have:
+            if Composition(formula).get_integer_formula_and_factor()[0] not in have:  # LiNi0.5Mn1.5O4: Li2Mn3NiO8
                 model = end_member_entry(formula, (end_members or {}).get(formula, {}), pool) \
                     if formula in (end_members or {}) else None
                 if model is not None:

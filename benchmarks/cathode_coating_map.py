@@ -1,0 +1,74 @@
+"""The cathode-coating programme's reaction map on the MP snapshot (docs/cathode_coating.md), by formula.
+
+    python3 benchmarks/cathode_coating_map.py [FORMULA ...]
+
+For each coating of workflows/data/cathode_coating_set.yaml (or the formulas given): its E_hull and window
+(workflows/analysis/thermo.py), its most exothermic reaction with each cathode state (the cathode_compatibility
+stage's ``cathode_pairs``) and with each sulfide electrolyte (the interfacial_reactions job, no Li metal), on
+``thermo.entries: mp_snapshot``. Prints one block per coating and the wall time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+from pymatgen.core import Composition
+
+from coatflow.workflows import reference_data as data
+from coatflow.workflows.analysis import AnalysisError, thermo
+from coatflow.workflows.phase_diagrams import database_entries_on_scale
+from coatflow.workflows.stages.cathode_compatibility import cathode_coating_set, cathode_pairs
+from coatflow.workflows.stages.interfacial_reactions import interfacial_reactions
+
+
+def source(formula, partners):
+    els = {"Li", *(el.symbol for f in (formula, *partners) for el in Composition(f).elements)}
+    return {"kind": "mp_snapshot", "backend": "mlip", "material_id": data.snapshot_id(formula),
+            "elements": sorted(els), "state": data.snapshot_version()}
+
+
+def main(formulas) -> None:
+    warnings.simplefilter("ignore")
+    s = cathode_coating_set()
+    cathodes, electrolytes = s["cathodes"], s["electrolytes"]
+    t0 = time.perf_counter()
+    for f in formulas:
+        t = time.perf_counter()
+        print(f"## {f}")
+        try:
+            cand, entries = database_entries_on_scale(None, source(f, ()))
+            pd = thermo.phase_diagram([*entries, cand])
+            w = thermo.stability_window(cand, entries)
+            print(f"E_hull {pd.get_e_above_hull(cand):.3f} eV/atom; window {w.reduction_limit:.2f}-{w.oxidation_limit:.2f} V")
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            print(f"window not computed: {exc}")
+            continue
+        partners = [x for c in cathodes.values() for x in c.values()]
+        cand, entries = database_entries_on_scale(None, source(f, partners))
+        for k, p in cathode_pairs(cand.composition.reduced_formula, cathodes, [*entries, cand],
+                                  s.get("end_members")).items():
+            if p.status == "computed":
+                print(f"{k}: {p.reaction_energy:.3f} eV/atom -> {', '.join(p.products) or 'no reaction'}"
+                      + (f" [{p.reason}]" if p.reason else ""))
+            else:
+                print(f"{k}: not computed ({p.reason})")
+        try:
+            r = interfacial_reactions.original(None, {}, electrolytes, 0.5, {}, None, source=source(f, electrolytes),
+                                               li_metal=False)
+        except AnalysisError as exc:
+            print(f"electrolytes not computed: {exc}")
+            continue
+        for k, p in r.pairs.items():
+            if p.status == "computed":
+                print(f"{k}: {p.reaction_energy:.3f} eV/atom -> "
+                      + (", ".join(f"{x} ({p.product_class[x]})" for x in p.products) or "no reaction"))
+            else:
+                print(f"{k}: not computed ({p.reason})")
+        print(f"({time.perf_counter() - t:.0f} s)\n")
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or cathode_coating_set()["coatings"])
