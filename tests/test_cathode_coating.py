@@ -84,26 +84,30 @@ def test_by_formula_lists_exactly_the_coatings_buildable_by_formula():
     assert ok == cathode_coating_set()["by_formula"]
 
 
-def _pymatgen_reaction(a, b, entries):
-    """The most negative reaction energy of mixtures of both, straight from pymatgen's InterfacialReactivity."""
+def _pymatgen_reaction(a, b, entries, hull):
+    """The most negative reaction energy straight from pymatgen's InterfacialReactivity (own energies: mixtures
+    of both only, the ends being a reactant's own decomposition)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ir = InterfacialReactivity(Composition(a), Composition(b), PhaseDiagram(entries), norm=True,
-                                   use_hull_energy=False)
-        inner = [k for k in ir.get_kinks() if 0 < k[1] < 1]
-    return min((k[2] for k in inner), default=0.0)
+                                   use_hull_energy=hull)
+        kinks = list(ir.get_kinks()) if hull else [k for k in ir.get_kinks() if 0 < k[1] < 1]
+    return min((k[2] for k in kinks), default=0.0)
 
 
 @pytest.mark.parametrize("coating", ["LiNbO3", "LiAlO2"])
 def test_cathode_pairs_equal_pymatgen_interfacial_reactivity(coating):
     pool = data.snapshot_entries({"Li", "Co", "O", *(e.symbol for e in Composition(coating).elements)})
     pairs = cathode_pairs(coating, LCO, pool)
+    own = cathode_pairs(coating, LCO, pool, energy="own")
     assert set(pairs) == {f"{coating} | LiCoO2 discharged (LiCoO2)", f"{coating} | LiCoO2 charged (CoO2)"}
     for key, pair in pairs.items():
         partner = key.split("(")[1].rstrip(")")
-        assert pair.status == "computed" and pair.reason is None
-        assert pair.reaction_energy == pytest.approx(_pymatgen_reaction(coating, partner, pool), abs=1e-4)
-    charged = pairs[f"{coating} | LiCoO2 charged (CoO2)"]
+        assert pair.status == "computed"
+        assert pair.reaction_energy == pytest.approx(_pymatgen_reaction(coating, partner, pool, True), abs=1e-4)
+        assert own[key].reaction_energy == pytest.approx(_pymatgen_reaction(coating, partner, pool, False), abs=1e-4)
+        assert pair.reason == f"own energies: {own[key].reaction_energy:.3f} eV/atom"
+    charged = own[f"{coating} | LiCoO2 charged (CoO2)"]
     if coating == "LiNbO3":  # CoO2 takes Li from LiNbO3: Nb2O5, O2 and a Li-poor cobaltate
         assert charged.reaction_energy < -0.01 and {"Nb2O5", "O2"} <= set(charged.products)
 
@@ -121,9 +125,10 @@ def test_nmc811_is_the_zero_mixing_sum_of_its_end_members():
 
 def test_cathode_compatibility_verdict_threshold_and_local_scale():
     src = _source("LiNbO3", ["CoO2"])
-    loose = cathode_compatibility_verdict.original(_ident("LiNbO3"), None, {}, None, LCO, -0.1, src).output
+    loose = cathode_compatibility_verdict.original(_ident("LiNbO3"), None, {}, None, LCO, -0.1, src, "own").output
     assert loose.status == "passed" and loose.value < 0 and loose.criterion == ">= -0.1 eV/atom"
-    tight = cathode_compatibility_verdict.original(_ident("LiNbO3"), None, {}, None, LCO, loose.value / 2, src).output
+    tight = cathode_compatibility_verdict.original(_ident("LiNbO3"), None, {}, None, LCO, loose.value / 2, src,
+                                                   "own").output
     assert tight.status == "failed" and "CoO2" in tight.reason and "Nb2O5" in tight.reason
     local = cathode_compatibility_verdict.original(_ident("LiNbO3"), None, {}, None, LCO, -0.1,
                                                    {"kind": "local", "backend": "mlip"}).output

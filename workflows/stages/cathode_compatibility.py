@@ -6,9 +6,10 @@ are listed. The pair machinery is the interfacial_reactions stage's (``_pair``: 
 ``InterfacialReactivity`` through workflows/analysis/thermo.py ``interfacial_reaction``), on the energies of
 workflows/phase_diagrams.py. Cathodes and their states: data/cathode_coating_set.yaml.
 
-Each reactant enters at its own lowest entry on the scale (``use_hull_energy=False``: a charged cathode is
-metastable, and its decomposition energy is part of the driving force), unlike the interfacial_reactions
-stage, which uses hull energies. A cathode composition without an entry of its own (the ordered NMC811 model
+``reactant_energy: hull`` (default, as the interfacial_reactions stage): each reactant enters at the convex-hull
+energy of its composition, so the value is the mutual reaction alone; ``own``: at its own lowest entry
+(``use_hull_energy=False``, mixtures of both only), so a metastable charged cathode's own decomposition adds
+to the driving force (the pair's ``reason`` always gives the other value). On ``own``, a cathode composition without an entry of its own (the ordered NMC811 model
 and its charged state; LiNi0.5Mn1.5O4 where the snapshot lacks it) enters at the convex-hull energy of its
 composition, i.e. at most the zero-mixing-energy sum of its end members, unless data/cathode_coating_set.yaml
 gives its end members: then it enters at that sum (docs/cathode_coating.md, "Approximations"). Only the database scales (``thermo.entries: mp_snapshot`` or ``mp``) have cathode phases:
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from functools import cache
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from jobflow import job
@@ -74,11 +75,15 @@ def end_member_entry(formula: str, end_members: dict[str, float], pool) -> Compu
 
 
 def cathode_pairs(coating: str, cathodes: dict[str, dict[str, str]], pool,
-                  end_members: dict[str, dict[str, float]] | None = None) -> dict[str, PairReaction]:
+                  end_members: dict[str, dict[str, float]] | None = None, energy: str = "hull"
+                  ) -> dict[str, PairReaction]:
     """'coating | cathode state (formula)' -> the pair's most exothermic reaction on the entries ``pool``.
 
-    A cathode formula without an entry gets one from ``end_members`` (``end_member_entry``), else enters at
-    the convex-hull energy of its composition; the pair's ``reason`` says which."""
+    ``energy``: 'hull' (reactants at the hull energy of their composition: the mutual reaction alone) or 'own'
+    (at their own lowest entry: a metastable charged cathode's own decomposition adds to the driving force);
+    the pair's ``reason`` gives the other value. A cathode formula without an entry gets one from
+    ``end_members`` (``end_member_entry``), else enters at the hull energy of its composition; ``reason``
+    says which."""
     have = {e.composition.reduced_formula for e in pool}
     out = {}
     for name, states in cathodes.items():
@@ -93,15 +98,18 @@ def cathode_pairs(coating: str, cathodes: dict[str, dict[str, str]], pool,
                             " + ".join(f"{x:g} {f}" for f, x in end_members[formula].items()))
                 else:
                     note = "no entry: the convex-hull energy of its composition is used"
-            pair = _pair(coating, formula, [*pool, *extra], {}, 0.0, use_hull_energy=False)
+            pair = _pair(coating, formula, [*pool, *extra], {}, 0.0, use_hull_energy=energy == "hull")
             if pair.status == "computed":
-                pair.reason = note
+                other = _pair(coating, formula, [*pool, *extra], {}, 0.0, use_hull_energy=energy != "hull")
+                pair.reason = "; ".join(x for x in (
+                    f"{'own' if energy == 'hull' else 'hull'} energies: {other.reaction_energy:.3f} eV/atom", note) if x)
             out[f"{coating} | {name} {state} ({formula})"] = pair
     return out
 
 
 @job(name="cathode compatibility verdict", output_schema=CathodeCompatibilityResult)
-def cathode_compatibility_verdict(ident, cand_doc, phase_docs, structure, cathodes, threshold, source=None):
+def cathode_compatibility_verdict(ident, cand_doc, phase_docs, structure, cathodes, threshold, source=None,
+                                  energy="hull"):
     if (source or {}).get("kind", "local") == "local":
         return not_computed(CathodeCompatibilityResult, ident, structure, LOCAL_NOTE)
     try:
@@ -109,7 +117,7 @@ def cathode_compatibility_verdict(ident, cand_doc, phase_docs, structure, cathod
     except (CoatflowError, AnalysisError) as exc:
         return not_computed(CathodeCompatibilityResult, ident, structure, str(exc))
     pairs = cathode_pairs(cand.composition.reduced_formula, cathodes, [*entries, cand],
-                          cathode_coating_set().get("end_members"))
+                          cathode_coating_set().get("end_members"), energy)
     return respond(CathodeCompatibilityResult.from_pairs(ident, pairs, threshold, structure=structure,
                                                          backend=backend_of(source)))
 
@@ -125,6 +133,9 @@ class CathodeCompatibilityStage(Stage):
         default_factory=lambda: list(cathode_coating_set()["cathodes"]))
     reaction_energy_min: Annotated[float, Field(le=0, ge=-5, allow_inf_nan=False, description=(
         "eV/atom of the mixture; a more negative reaction fails (docs/cathode_coating.md)"))] = -0.1
+    reactant_energy: Annotated[Literal["hull", "own"], Field(description=(
+        "hull: reactants at their hull energy (the mutual reaction) | own: at their own entry (a metastable "
+        "charged cathode's decomposition counts too)"))] = "hull"
 
     @classmethod
     def note(cls, details: dict) -> str:
@@ -142,4 +153,5 @@ class CathodeCompatibilityStage(Stage):
         key = stage_key(planner, upstream, self.stage, sorted(phases), entries_state(source), self.key_settings(),
                         cathodes)
         return planner.gate(plan, key, self.stage, source.get("backend", "mlip"), lambda: cathode_compatibility_verdict(
-            plan.ident, cand, phases, verdict.structure, cathodes, self.reaction_energy_min, source))
+            plan.ident, cand, phases, verdict.structure, cathodes, self.reaction_energy_min, source,
+            self.reactant_energy))
