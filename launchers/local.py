@@ -34,7 +34,6 @@ from coatflow.workflows.candidates import Candidate, load_candidates
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.potential_maps import plan_cathode_voltages, with_map_ingredients
 from coatflow.workflows.reference_data import MP_API_KEY_ENV
-from coatflow.workflows.stages import STAGE_NAMES
 from coatflow.workflows.surfaces import bulk_structure, plan_surfaces
 
 logger = logging.getLogger(__name__)
@@ -85,7 +84,8 @@ def build_potential_maps(stores: CampaignStores) -> int:
 
 def _mp_systems(config: CampaignConfig, candidates: list[Candidate]) -> set[str]:
     """The chemical systems (``Li-O-Ti``) whose MP entries the configured thermodynamic stages read."""
-    run = STAGE_NAMES[:STAGE_NAMES.index(config.run.stop_after) + 1] if config.run.stop_after else STAGE_NAMES
+    names = [s.stage for s in config.stages()]  # the programme's funnel (cathode systems: mp_snapshot only)
+    run = names[:names.index(config.run.stop_after) + 1] if config.run.stop_after in names else names
     partners = {el for f in config.interfacial_reactions.electrolytes for el in Composition(f).elements}
     systems = set()
     for cand in candidates:
