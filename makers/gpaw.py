@@ -1,8 +1,10 @@
 """GPAW, the local plane-wave PAW backend, as atomate2 ASE makers.
 
 Settings stay plain dicts (``mode`` included) so that makers serialise and hash into job keys.
-GPAW runs serially; set OMP_NUM_THREADS=1 on shared machines. Every GPAW job runs under a restart policy
-(makers/restarts.py): SCF non-convergence, a time limit or an unconverged relaxation are retried with
+Every GPAW calculation is built by ``gpaw_calculator``: in the job's process (serial) when ``gpaw_ranks()``
+is 1 (a laptop, CI), otherwise in ``mpiexec -n N`` ranks, ``N`` = ``COATFLOW_GPAW_RANKS`` or the allocation's
+``SLURM_NTASKS`` (makers/gpaw_mpi.py); set OMP_NUM_THREADS=1 on shared machines. Every GPAW job runs under a
+restart policy (makers/restarts.py): SCF non-convergence, a time limit or an unconverged relaxation are retried with
 corrected settings or from the last geometry, up to a cap, each attempt recorded in the job's document.
 """
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from atomate2.ase.jobs import _ASE_DATA_OBJECTS, AseRelaxMaker
 from jobflow import JobConfig, job
 
+from coatflow.makers.gpaw_mpi import MpiGpaw, gpaw_ranks
 from coatflow.makers.registry import register
 from coatflow.makers.restarts import RestartingAseRelax, settings_without_restarts
 
@@ -28,10 +31,15 @@ DEFAULT_GPAW_KWARGS = {
 
 
 def gpaw_calculator(kwargs: dict, **extra):
-    """A GPAW calculator from serialisable settings (``extra`` overrides, e.g. a Poisson solver)."""
+    """A GPAW calculator from serialisable settings (``extra`` overrides, e.g. a Poisson solver): in this
+    process, or, with more than one rank (``gpaw_ranks()``), an ``MpiGpaw`` whose GPAW runs in MPI ranks."""
+    settings = {**DEFAULT_GPAW_KWARGS, **kwargs, **extra}
+    ranks = gpaw_ranks()
+    if ranks > 1:
+        return MpiGpaw(settings, ranks)
     from gpaw import GPAW
 
-    return GPAW(**{**DEFAULT_GPAW_KWARGS, **kwargs, **extra})
+    return GPAW(**settings)
 
 
 def gpaw_eigenvalues(calc) -> list[list]:
