@@ -5,6 +5,12 @@ FireWorks' own command, with every LaunchPad it loads from a file built in memor
 secret behind. In mongomock mode (``MONGOMOCK_SERVERSTORE_FILE``, tests only) the file is locked for the
 life of the process and written every ``COATFLOW_MONGOMOCK_FLUSH_SECS`` s.
 
+The worker's settings: every ``env`` entry of the fworker file (``-w my_fworker.yaml``) named like an
+environment variable (``ATOMATE2_VASP_CMD``, ``JOBFLOW_CONFIG_FILE``, ``COATFLOW_GPAW_RANKS``, ...) is exported
+to this process's environment (``$VAR`` expanded) when FireWorks loads the file, before any job imports
+atomate2 or jobflow, which read them then; atomate v1's lower-case keys (``vasp_cmd``, ``db_file``, ...) are
+refused with the setting that replaces them.
+
 This module imports only FireWorks and coatflow's error type (not the config, the planner or the stores),
 so a queue job or a login-node ``qlaunch`` starts in about a second; ``coatflow.launchers.fireworks``
 (submit, status, resume) builds on it.
@@ -16,6 +22,7 @@ import contextlib
 import fcntl
 import functools
 import os
+import re
 import socket
 import sys
 import threading
@@ -131,6 +138,51 @@ def env_password_launchpad():
     return EnvPasswordLaunchPad
 
 
+# -- the worker's settings ----------------------------------------------------------------------
+
+
+#: atomate v1 fworker env keys that nothing in coatflow, atomate2 or jobflow reads -> what to use instead
+DEAD_ENV_KEYS = {
+    "vasp_cmd": "ATOMATE2_VASP_CMD", "gamma_vasp_cmd": "ATOMATE2_VASP_GAMMA_CMD",
+    "gpaw_cmd": "COATFLOW_GPAW_RANKS and COATFLOW_GPAW_MPIEXEC", "scratch_dir": "ATOMATE2_CUSTODIAN_SCRATCH_DIR",
+    "db_file": "JOBFLOW_CONFIG_FILE", "db_config": "JOBFLOW_CONFIG_FILE",
+}
+
+
+def export_worker_env(env: dict | None, source: str = "the fworker file") -> list[str]:
+    """Export the fworker ``env`` entries named like environment variables (upper case) into ``os.environ``,
+    ``$VAR``/``~`` expanded; returns their names. Other keys stay FireWorks' ``_fw_env`` only; atomate v1's
+    keys (``DEAD_ENV_KEYS``) raise CoatflowError naming their replacement."""
+    env = env or {}
+    dead = [k for k in env if k in DEAD_ENV_KEYS]
+    if dead:
+        k = dead[0]
+        raise CoatflowError(f"{source}: env key {k!r} is an atomate v1 setting that nothing reads; use "
+                            f"{DEAD_ENV_KEYS[k]} instead (docs/hpc.md)")
+    exported = []
+    for key, value in env.items():
+        if isinstance(key, str) and re.fullmatch(r"[A-Z_][A-Z0-9_]*", key) and value is not None:
+            if isinstance(value, (dict, list)):
+                raise CoatflowError(f"{source}: env {key} must be a single value, not {type(value).__name__}")
+            os.environ[key] = os.path.expanduser(os.path.expandvars(str(value)))
+            exported.append(key)
+    return exported
+
+
+@functools.cache
+def env_exporting_fworker():
+    """``FWorker`` whose ``from_dict``/``from_file`` exports the worker's settings (:func:`export_worker_env`)."""
+    from fireworks import FWorker
+
+    class EnvExportingFWorker(FWorker):
+        @classmethod
+        def from_dict(cls, d):
+            export_worker_env(d.get("env"), f"fworker {d.get('name', '')!r}".replace(" ''", ""))
+            return FWorker.from_dict(d)
+
+    return EnvExportingFWorker
+
+
 # -- the commands ------------------------------------------------------------------------------
 
 
@@ -161,7 +213,7 @@ def _flush_mongomock_periodically(interval: float) -> None:
 
 
 #: FireWorks commands the wrapper runs: name -> (module, function); each module's ``LaunchPad`` is replaced
-#: by :func:`env_password_launchpad` for the run.
+#: by :func:`env_password_launchpad` and its ``FWorker`` by :func:`env_exporting_fworker` for the run.
 COMMANDS = {"rlaunch": ("fireworks.scripts.rlaunch_run", "rlaunch"),
             "qlaunch": ("fireworks.scripts.qlaunch_run", "qlaunch"),
             "lpad": ("fireworks.scripts.lpad_run", "lpad")}
@@ -195,7 +247,13 @@ def worker_main(argv: list[str]) -> int:
         _flush_mongomock_periodically(float(os.environ.get("COATFLOW_MONGOMOCK_FLUSH_SECS", "2")))
     mod = importlib.import_module(module)
     mod.LaunchPad = env_password_launchpad()
-    return getattr(mod, function)(argv[1:]) or 0
+    if hasattr(mod, "FWorker"):
+        mod.FWorker = env_exporting_fworker()
+    try:
+        return getattr(mod, function)(argv[1:]) or 0
+    except CoatflowError as exc:
+        print(f"coatflow: {exc}", file=sys.stderr)
+        return 2
 
 
 

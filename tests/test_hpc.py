@@ -70,6 +70,19 @@ def fake_dft_relax(structure: Structure, step: float = 0.02, pause: float = 1.0)
     return {"steps": steps, "x": float(atoms.positions[0, 0])}
 
 
+@job
+def worker_settings():
+    """What a job sees of its worker's settings, read as atomate2, jobflow and coatflow's GPAW read them."""
+    import atomate2
+    from atomate2.settings import Atomate2Settings
+
+    from coatflow.makers.gpaw_mpi import gpaw_ranks
+
+    return {"vasp_cmd": atomate2.SETTINGS.VASP_CMD, "vasp_cmd_now": Atomate2Settings().VASP_CMD,
+            "scratch": atomate2.SETTINGS.CUSTODIAN_SCRATCH_DIR, "gpaw_ranks": gpaw_ranks(),
+            "slurm_job": os.environ.get("SLURM_JOB_ID")}
+
+
 def displaced(dx: float) -> Structure:
     return Structure(Lattice.cubic(4.0), ["Li", "Li"], [[dx / 4.0, 0, 0], [0.5, 0.5, 0.5]])
 
@@ -302,3 +315,55 @@ def test_walltime_kill_is_detected_as_lost_and_resumed_from_last_geometry(hpc):
     jid, steps = _kill_and_resume(hpc, lambda jid: None, 110, "qadapter_1min")
     assert hpc.slurm.completed_states()[jid] == "TIMEOUT"
     assert np.isfinite(steps)
+
+
+def test_fworker_env_reaches_the_job_as_atomate2_jobflow_and_gpaw_settings(hpc):
+    # the queue job's environment has no JobStore setting: only the fworker's JOBFLOW_CONFIG_FILE can send
+    # the output to the store read below (jobflow's default store is in memory, lost with the job)
+    jobflow_config = hpc.env.pop("JOBFLOW_CONFIG_FILE")
+    assert not any(k.startswith(("ATOMATE2_", "COATFLOW_GPAW")) for k in hpc.env)
+    (hpc.fw / "fworker.yaml").write_text(yaml.safe_dump({
+        "name": "test_worker", "category": ["small", "large"], "query": "{}",
+        "env": {"ATOMATE2_VASP_CMD": "srun -n 7 vasp_std_$SLURM_JOB_ID",
+                "ATOMATE2_CUSTODIAN_SCRATCH_DIR": str(hpc.root / "scratch"),
+                "JOBFLOW_CONFIG_FILE": jobflow_config, "COATFLOW_GPAW_RANKS": 3}}))
+    hpc.submit_flows({"test-env": [tagged(worker_settings(), "test-env", None)]})
+    jid = hpc.qlaunch()
+    hpc.slurm.wait_empty(300)
+    assert set(hpc.states().values()) == {"COMPLETED"}, hpc.states()
+    from coatflow.launchers.stores import make_job_store
+
+    store = make_job_store(hpc.config)
+    store.connect()
+    out = store.query_one({"metadata.coatflow.task": "worker_settings"}, load=True)["output"]
+    store.close()
+    assert out["slurm_job"] == jid
+    assert out["vasp_cmd"] == out["vasp_cmd_now"] == f"srun -n 7 vasp_std_{jid}"  # $VAR expanded in the job
+    assert out["scratch"] == str(hpc.root / "scratch")
+    assert out["gpaw_ranks"] == 3  # not the allocation's 1 task
+
+
+def test_my_fworker_yaml_sets_only_settings_that_atomate2_jobflow_or_coatflow_read():
+    from atomate2.settings import Atomate2Settings
+    from fireworks import FWorker
+
+    from coatflow.makers.gpaw_mpi import MPIEXEC_ENV, RANKS_ENV
+
+    env = FWorker.from_file(str(TESTS.parent / "my_fworker.yaml")).env
+    read = ({f"ATOMATE2_{f}" for f in Atomate2Settings.model_fields} | {"JOBFLOW_CONFIG_FILE", RANKS_ENV, MPIEXEC_ENV})
+    assert env and set(env) <= read, sorted(set(env) - read)
+    assert {"ATOMATE2_VASP_CMD", "JOBFLOW_CONFIG_FILE"} <= set(env)
+
+
+@pytest.mark.parametrize("key, instead", [("vasp_cmd", "ATOMATE2_VASP_CMD"), ("db_file", "JOBFLOW_CONFIG_FILE"),
+                                          ("scratch_dir", "ATOMATE2_CUSTODIAN_SCRATCH_DIR")])
+def test_fworker_with_an_atomate_v1_key_is_refused_in_one_line(tmp_path, key, instead):
+    worker = tmp_path / "fworker.yaml"
+    worker.write_text(yaml.safe_dump({"name": "w", "category": "", "query": "{}", "env": {key: "x"}}))
+    r = subprocess.run([sys.executable, "-m", "coatflow.launchers.fw_worker", "rlaunch", "-w", str(worker),
+                        "singleshot", "--offline"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == [
+        (f"coatflow: fworker 'w': env key '{key}' is an atomate v1 setting that nothing reads; use {instead} "
+         "instead (docs/hpc.md)")]
+    assert [p.name for p in tmp_path.iterdir()] == ["fworker.yaml"]  # nothing written
