@@ -86,3 +86,36 @@ def test_backend_that_cannot_run_is_named_before_any_job(tmp_path, monkeypatch):
                                             "command 'vasp_std_not_installed'"):
         run_campaign(cfg)
     assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_snapshot_formula_without_a_structure_type_is_not_computed_and_ends_there(tmp_path, monkeypatch):
+    """Two snapshot formulas that both clear the database filter: Li8SiO6 (Li8SnO6 type) is relaxed in its type and
+    reaches phase stability; Li5AlO4 (no Li5MO4 type) is "not computed: no prototype", with no relaxation and no
+    later stage planned."""
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.launchers.local import run_campaign
+    from coatflow.launchers.stores import CampaignStores
+    from coatflow.workflows import reference_data
+
+    monkeypatch.setattr(reference_data, "snapshot_ternaries", lambda: ["Li8SiO6", "Li5AlO4"])
+    cfg = CampaignConfig(candidates={"source": "mp_snapshot"}, thermo={"entries": "mp_snapshot"},
+                         run={"stop_after": "phase_stability", "workers": 1, "work_dir": str(tmp_path / "w")},
+                         store={"path": str(tmp_path / "s")})
+    report, _ = run_campaign(cfg)
+    assert report.jobs_failed == 0, report.errors
+    stores = CampaignStores(cfg).connect()
+    try:
+        rows = {d["formula"]: d for d in stores.candidates.query({})}
+        relaxed = {d["metadata"]["coatflow"]["material_id"] for d in stores.jobs.docs_store.query(
+            {"metadata.coatflow.task": "relax"}, properties=["metadata.coatflow.material_id"])}
+    finally:
+        stores.close()
+    no_type = rows["Li5AlO4"]
+    assert no_type["stages"]["database_filter"]["status"] == "passed"
+    br = no_type["stages"]["bulk_relax"]
+    assert br["status"] == "not_computed" and br["reason"].startswith("no prototype") and "Li5MO4" in br["reason"]
+    assert set(no_type["stages"]) == {"database_filter", "bulk_relax"} and no_type["failed_stage"] is None
+    typed = rows["Li8SiO6"]["stages"]
+    assert typed["bulk_relax"]["status"] == "passed" and typed["bulk_relax"]["details"]["prototype"] == "Li8SnO6"
+    assert typed["phase_stability"]["status"] in ("passed", "failed")
+    assert relaxed == {"mps-Li8SiO6"}

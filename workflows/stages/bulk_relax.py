@@ -1,7 +1,9 @@
 """Stage 2, bulk relaxation: the structure every later stage works on.
 
 A candidate with a structure is relaxed once. A predicted candidate (a formula substituted into
-prototypes) has each prototype relaxed, and the lowest energy per atom wins.
+prototypes) has each prototype relaxed, and the lowest energy per atom wins. A predicted candidate with no
+prototype (an ``mp_snapshot`` formula that no structure type fits) is "not computed: no prototype", and no
+later stage is planned for it: every one of them needs a structure.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Annotated, Any, ClassVar
 from jobflow import Response, job
 from pydantic import Field
 
+from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.analysis.prototypes import NO_PROTOTYPE, stoichiometry_type
 from coatflow.workflows.schemas.funnel import BulkRelaxDetails, BulkRelaxResult
-from coatflow.workflows.stages.base import Backend, Stage, as_structure, respond
+from coatflow.workflows.stages.base import Backend, Stage, as_structure, not_computed, respond
 
 
 def _get(doc: Any, *path: str):
@@ -65,6 +69,16 @@ def select_polymorph(ident: dict, task_docs: list, prototype_ids: list[str], bac
         structure=r["structure"]))
 
 
+@job(name="no prototype", output_schema=BulkRelaxResult)
+def no_prototype(ident: dict) -> Response:
+    """The verdict of a predicted candidate that no structure type fits: not computed, reason "no prototype"."""
+    try:
+        why = f"{NO_PROTOTYPE}: no structure type has the ratio {stoichiometry_type(ident['formula'])}"
+    except AnalysisError:
+        why = f"{NO_PROTOTYPE} for {ident['formula']}"
+    return not_computed(BulkRelaxResult, ident, None, why, criterion="a structure type of the formula's ratio")
+
+
 @dataclasses.dataclass
 class BulkRelaxStage(Stage):
     """bulk relaxation: the structure every later stage works on (predicted formulas: lowest prototype)."""
@@ -86,6 +100,10 @@ class BulkRelaxStage(Stage):
             out, uuid = planner.add(plan, rkey, self.stage, "relax", self.backend, lambda: maker.make(verdict.structure))
             return planner.gate(plan, planner.key(rkey, "verdict"), self.stage, self.backend,
                                 lambda: record_relaxation(plan.ident, out, self.backend, uuid))
+        if not cand.prototypes:  # nothing to relax: the verdict says so, and the funnel ends here
+            planner.gate(plan, planner.key(upstream, self.stage, NO_PROTOTYPE), self.stage, None,
+                         lambda: no_prototype(plan.ident))
+            return None
         # Prototype structures come through the filter verdict, so an excluded formula costs nothing.
         outs, uuids, pids = [], [], []
         for pid, _ in cand.prototypes:
