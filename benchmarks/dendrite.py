@@ -1,14 +1,17 @@
-"""The figures of docs/dendrite.md: checks, limits, sweep, mesh convergence and LGPS vs 60 GPa.
+"""The numbers and figure of docs/dendrite.md: checks, limits, sweeps, mesh convergence and LGPS vs 60 GPa.
 
-    python3 benchmarks/dendrite.py [--quick] [--out docs]
+    python3 benchmarks/dendrite.py [--only PART ...] [--quick] [--out docs]
 
-1. Faraday limit: a flat surface with the mechanical term off grows uniformly by i V_m t / F.
-2. The elastic FE against the analytic half-space stiffness 4 G k (1 - nu) / (3 - 4 nu).
-3. The linear-stability separation modulus of the model (from the FE operators) against Monroe & Newman.
-4. The sweep 1..120 GPa: roughness amplification at 450 s (or when the run stopped), A(1 ms), A(10 ms), the
-   time to flatten to 10 % or the time of runaway.
-5. Mesh convergence at 8 and 60 GPa on three meshes (--quick: two).
-6. LGPS (8 GPa) against 60 GPa: docs/dendrite_lgps_vs_60.png and the numbers.
+Parts (all by default, in this order):
+  faraday      flat surface, mechanics off: uniform growth by i V_m t / F
+  halfspace    the FE interface stiffness against the half-space 4 G k (1 - nu) / (3 - 4 nu), and the model's
+               mechanical operator against Ahmad & Viswanathan's closed form (flat interface, one mode)
+  separation   the closed-form separation modulus G_sep(v) against Monroe & Newman's "about twice G_Li"
+  sweep        1..120 GPa at the default v (inorganic layer) and at v = 5 (pressure-driven regime), mesh 32x8
+  lgps         LGPS (8 GPa) vs 60 GPa on 64x16: docs/dendrite_lgps_vs_60.png and the numbers
+  convergence  meshes 32x8, 64x16, 128x32 (--quick: two): A(450 s) where it is not zero (mechanics and
+               capillarity off: normal growth only, against the Huygens envelope), A(450 s) with capillarity
+               only, and 1 and 8 GPa at the earliest times where A is clearly not 0 or runaway
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from coatflow.workflows.analysis import dendrite as d
 
 P = d.DendriteParams()
 T = 450.0
+G_LI = P.li_shear_modulus
+PARTS = ("faraday", "halfspace", "separation", "sweep", "lgps", "convergence")
 
 
 def _fmt(v, spec=".3g"):
@@ -35,118 +40,190 @@ def faraday() -> None:
     p = replace(P, cap_height=0.0, mechanics=False)
     r = d.run(p, total_time=T, mesh=d.Mesh(32, 8))
     analytic = p.current_density * p.molar_volume / d.FARADAY * T
-    print(f"1. Faraday limit (flat, mechanics off, {T:g} s): mean height {r.mean_height * 1e9:.6f} nm, analytic "
+    print(f"faraday: flat, mechanics off, {T:g} s: mean height {r.mean_height * 1e9:.6f} nm, analytic "
           f"i V_m t / F = {analytic * 1e9:.6f} nm (rel. diff {abs(r.mean_height / analytic - 1):.1e}); "
-          f"peak-to-valley {r.amplitude:.1e} m")
+          f"peak-to-valley {r.amplitude:.1e} m; {r.wall_time:.1f} s")
+
+
+def _flat(nx):
+    W = P.period
+    x = np.arange(nx) * W / nx
+    return np.append(x, W), np.zeros(nx + 1), np.cos(2 * np.pi * x / W), W / nx, 2 * np.pi / W
 
 
 def halfspace() -> None:
-    print("2. Elastic FE vs half-space: traction / (G k delta) for delta = cos(k x), lambda = 20 nm, depth 40 nm")
-    W = P.period
-    k = 2 * np.pi / W
+    print("halfspace: traction / (G k delta) for delta = cos(k x), lambda = 20 nm, depth 40 nm")
     for nx, ny in ((32, 8), (64, 16), (128, 32)):
-        x = np.arange(nx) * W / nx
-        xp, hp = np.append(x, W), np.zeros(nx + 1)
-        delta = np.cos(k * x)
+        xp, hp, delta, dx, k = _flat(nx)
         row = []
         for nu in (P.poisson, P.li_poisson):
             S = d.interface_stiffness(xp, hp, 40e-9, ny, 2.0, 1.0, nu, True)
-            a = (S @ delta / (W / nx)) @ delta / (delta @ delta) / k
-            row.append(f"nu={nu}: FE {a:.4f} analytic {4 * (1 - nu) / (3 - 4 * nu):.4f}")
-        print(f"   mesh {nx}x{ny}: " + "; ".join(row))
+            a = (S @ delta / dx) @ delta / (delta @ delta) / k
+            row.append(f"nu={nu}: FE {a:.4f} analytic {d.halfspace_factor(nu):.4f}")
+        print(f"   mesh {nx}x{ny}: " + "; ".join(row), flush=True)
+    print("   mechanical operator vs Ahmad & Viswanathan's closed form C (GPa; C > 0 stabilising), same mode:")
+    for nx, ny in ((32, 8), (64, 16), (128, 32)):
+        xp, hp, delta, dx, k = _flat(nx)
+        s_li = d.interface_stiffness(xp, hp, -40e-9, ny, 2.0, G_LI, P.li_poisson, False)
+        row = []
+        for g, v in ((1, P.ion_volume_ratio), (8, P.ion_volume_ratio), (60, P.ion_volume_ratio), (8, 5.0)):
+            p = replace(P, shear_modulus=g * 1e9, ion_volume_ratio=v)
+            s_s = d.interface_stiffness(xp, hp, 40e-9, ny, 2.0, p.shear_modulus, p.poisson, True)
+            fe = (d.mechanical_operator(s_s, s_li, p) @ delta / dx) @ delta / (delta @ delta) / k
+            exact = d.stability_coefficient(p.shear_modulus, p.poisson, G_LI, P.li_poisson, v)
+            row.append(f"G={g} v={v:g}: {fe / 1e9:.4f} vs {exact / 1e9:.4f} ({(fe / exact - 1) * 100:+.2f} %)")
+        print(f"   mesh {nx}x{ny}: " + "; ".join(row), flush=True)
 
 
-def separation_modulus() -> None:
-    """G at which the fundamental (and the long-wave) mode is neutral: G a_s(k) = G_Li a_Li(k) - gamma k^2."""
-    def a(nu):
-        return 4 * (1 - nu) / (3 - 4 * nu)
-
-    long_wave = P.li_shear_modulus * a(P.li_poisson) / a(P.poisson)
-    print(f"3. Linear stability of this model: G_sep = G_Li a(nu_Li) / a(nu) = {long_wave / 1e9:.2f} GPa "
-          f"= {long_wave / P.li_shear_modulus:.2f} G_Li for long waves (a(nu) = 4 (1 - nu) / (3 - 4 nu), "
-          f"nu = {P.poisson}, nu_Li = {P.li_poisson})")
+def separation() -> None:
+    print("separation: G_sep (C = 0, surface tension aside) from Ahmad & Viswanathan's closed form, G_Li = 3.4 GPa, "
+          "nu_Li = 0.42")
+    for nu_s in (0.3, 0.33):
+        row = []
+        for v in (0.0, 0.04, 0.085, 0.5, 0.9, 1.1, 2.0, 5.0, 12.0, 1e6):
+            g = d.separation_modulus(nu_s, G_LI, P.li_poisson, v)
+            side = "stable below" if v < 1 else "stable above"
+            row.append(f"v={v:g}: {g / 1e9:.2f} GPa = {g / G_LI:.2f} G_Li ({side})")
+        print(f"   nu_s = {nu_s}: " + "; ".join(row))
+    k = 2 * np.pi / P.period
     for lam in (20e-9, 10e-9, 5e-9, 2e-9):
         k = 2 * np.pi / lam
-        g = (P.li_shear_modulus * a(P.li_poisson) * k - P.surface_energy * k * k) / (a(P.poisson) * k)
-        print(f"   lambda = {lam * 1e9:4.0f} nm (with capillarity): G_sep = {g / 1e9:.2f} GPa")
-    print(f"   Monroe & Newman 2005: G_sep ~ 1.8-2.2 G_Li = {1.8 * 3.4:.1f}-{2.2 * 3.4:.1f} GPa (G_Li = 3.4 GPa)")
+        # with capillarity: C(G) + (1 + v)/2 gamma k = 0
+        gs = [g for g in np.linspace(0.01, 20, 20000) * 1e9
+              if d.stability_coefficient(g, P.poisson, G_LI, P.li_poisson, P.ion_volume_ratio)
+              + (1 + P.ion_volume_ratio) / 2 * P.surface_energy * k > 0]
+        print(f"   v = {P.ion_volume_ratio:g}, lambda = {lam * 1e9:4.0f} nm, with capillarity: stable for G < "
+              f"{max(gs) / 1e9:.2f} GPa")
+    print(f"   Monroe & Newman 2005 (abstract): roughening suppressed at about twice G_Li = {2 * G_LI / 1e9:.1f} GPa "
+          f"(1.8 G_Li = {1.8 * G_LI / 1e9:.2f} GPa)")
 
 
 def describe(g, r: d.DendriteResult) -> str:
     t10 = r.time_to(0.1)
     end = f"runaway at {r.times[-1]:.3g} s" if r.stopped else (f"flat to 10 % at {_fmt(t10)} s" if t10 else "")
-    return (f"   G = {g:6.1f} GPa: A(end) = {r.amplification:9.3g} at t = {r.times[-1]:7.3g} s; A(1 ms) = "
-            f"{_fmt(r.amplification_at(1e-3), '.4g'):>7}, A(10 ms) = {_fmt(r.amplification_at(1e-2), '.4g'):>7}, "
-            f"A(0.1 s) = {_fmt(r.amplification_at(0.1), '.4g'):>9}; tip {r.tip_height * 1e9:7.3f} nm, valley "
-            f"{r.valley_height * 1e9:7.3f} nm; {end}; {r.steps} steps, {r.wall_time:.0f} s")
+    return (f"   G = {g:6.1f} GPa: A(end) = {r.amplification:9.3g} at t = {r.times[-1]:7.3g} s; A(10 us) = "
+            f"{_fmt(r.amplification_at(1e-5), '.4g'):>7}, A(1 ms) = {_fmt(r.amplification_at(1e-3), '.4g'):>7}, "
+            f"A(10 ms) = {_fmt(r.amplification_at(1e-2), '.4g'):>7}, A(0.1 s) = "
+            f"{_fmt(r.amplification_at(0.1), '.4g'):>9}; {end}; {r.steps} steps, {r.wall_time:.0f} s")
 
 
-def sweep() -> list:
-    print(f"4. Sweep on mesh 32x8, {T:g} s (A = peak-to-valley amplitude / initial; cap 10 nm wide, "
+def sweep(v: float, moduli) -> list:
+    print(f"sweep: v = {v:g}, mesh 32x8, {T:g} s (A = peak-to-valley amplitude / initial; cap 10 nm wide, "
           f"{P.cap_height * 1e9:g} nm high, period {P.period * 1e9:g} nm)")
     out = []
-    for g in (1, 2, 3, 3.5, 4, 4.5, 5, 6, 8, 12, 20, 40, 60, 120):
-        r = d.run(replace(P, shear_modulus=g * 1e9), total_time=T, mesh=d.Mesh(32, 8))
+    for g in moduli:
+        r = d.run(replace(P, shear_modulus=g * 1e9, ion_volume_ratio=v), total_time=T, mesh=d.Mesh(32, 8))
         out.append((g, r))
         print(describe(g, r), flush=True)
-    a1 = [r.amplification_at(1e-3) for _, r in out]
-    ok = [v for v in a1 if not np.isnan(v)]
-    print(f"   A(1 ms) non-increasing in G where defined: {all(x >= y for x, y in zip(ok, ok[1:]))}")
-    first_flat = next((g for g, r in out if not r.stopped), None)
-    last_rough = max((g for g, r in out if r.stopped), default=None)
-    print(f"   roughening stops between {last_rough} and {first_flat} GPa "
-          f"(= {last_rough / 3.4:.2f}-{first_flat / 3.4:.2f} G_Li)")
+    flat = [g for g, r in out if not r.stopped]
+    rough = [g for g, r in out if r.stopped]
+    print(f"   v = {v:g}: flattened at G = {flat} GPa; ran away at G = {rough} GPa; closed-form G_sep = "
+          f"{d.separation_modulus(P.poisson, G_LI, P.li_poisson, v) / 1e9:.2f} GPa")
     return out
 
 
-def convergence(quick: bool) -> dict:
-    meshes = [d.Mesh(32, 8), d.Mesh(64, 16)] + ([] if quick else [d.Mesh(128, 32)])
-    print("5. Mesh convergence (" + ", ".join(f"{m.nx}x{m.ny}" for m in meshes) + ")")
-    runs = {}
-    for g in (8, 60):
-        for m in meshes:
-            r = d.run(replace(P, shear_modulus=g * 1e9), total_time=T, mesh=m)
-            runs[(g, m.nx)] = r
-            print(f"   G = {g} GPa, {m.nx}x{m.ny}: A(450 s) = {r.amplification:.3g}, A(10 ms) = "
-                  f"{r.amplification_at(1e-2):.4g}, A(0.1 s) = {r.amplification_at(0.1):.4g}, t_10% = "
-                  f"{_fmt(r.time_to(0.1), '.4g')} s, {r.steps} steps, {r.remaps} re-mappings, {r.wall_time:.0f} s",
-                  flush=True)
-        a, b = (runs[(g, m.nx)] for m in meshes[-2:])
-        for name, f in (("A(10 ms)", lambda r: r.amplification_at(1e-2)), ("A(0.1 s)", lambda r: r.amplification_at(0.1))):
-            print(f"   G = {g} GPa, two finest meshes: {name} changes by {abs(f(b) / f(a) - 1) * 100:.1f} %")
-        print(f"   G = {g} GPa, two finest meshes: A(450 s) = {a.amplification:.2g} and {b.amplification:.2g} "
-              "(both zero to the solver's tolerance)")
-    return runs
+SNAPS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
 
 def lgps_vs_60(out: Path) -> None:
-    runs = [(g, d.run(replace(P, shear_modulus=g * 1e9), total_time=T, mesh=d.Mesh(64, 16))) for g in (8, 60)]
-    print("6. LGPS (8 GPa) vs 60 GPa, mesh 64x16:")
+    runs = [(g, d.run(replace(P, shear_modulus=g * 1e9), total_time=T, mesh=d.Mesh(64, 16), snapshots=SNAPS))
+            for g in (8, 60)]
+    print(f"lgps: LGPS (8 GPa) vs 60 GPa, v = {P.ion_volume_ratio:g}, mesh 64x16:")
     for g, r in runs:
-        print(f"   G = {g} GPa: tip {r.tip_height * 1e9:.3f} nm, valley {r.valley_height * 1e9:.3f} nm, tip/valley "
-              f"{r.ratio:.6f}, A(450 s) = {r.amplification:.2g}, A(1 ms) = {r.amplification_at(1e-3):.3f}, "
-              f"A(10 ms) = {r.amplification_at(1e-2):.3f}, A(0.1 s) = {r.amplification_at(0.1):.3g}, "
-              f"flat to 10 % at {_fmt(r.time_to(0.1), '.3g')} s")
+        print(f"   G = {g} GPa: end {r.times[-1]:.3g} s ({r.stopped or 'ran to the end'}); tip {r.tip_height * 1e9:.3f} nm, "
+              f"valley {r.valley_height * 1e9:.3f} nm, tip/valley {r.ratio:.4g}, A(end) = {r.amplification:.3g}, "
+              f"A(1 us) = {_fmt(r.amplification_at(1e-6), '.4g')}, A(10 us) = {_fmt(r.amplification_at(1e-5), '.4g')}, "
+              f"A(0.1 ms) = {_fmt(r.amplification_at(1e-4), '.4g')}, A(1 ms) = {_fmt(r.amplification_at(1e-3), '.4g')}, "
+              f"A(10 ms) = {_fmt(r.amplification_at(1e-2), '.4g')}; {r.steps} steps, {r.wall_time:.0f} s", flush=True)
     path = plot_profiles(runs, out / "dendrite_lgps_vs_60.png",
-                         "Li caps under LGPS (8 GPa) and a 60 GPa coating, 0.1 mA/cm2, 450 s (shape about the mean)")
+                         f"Li caps under LGPS (8 GPa) and a 60 GPa coating, V_Li+/V_Li = {P.ion_volume_ratio:g}, "
+                         "0.1 mA/cm2 (shape about the mean)")
     print(f"   wrote {path}")
+
+
+def huygens_amplitude(p: d.DendriteParams, n: int = 2000) -> float:
+    """Peak-to-valley amplitude after pure normal growth (the viscosity solution: upper envelope of circles of
+    radius s about the initial surface), s chosen so that the mean height grows by i V_m t / F."""
+    W = p.period
+    x = np.arange(n) * W / n
+    h0 = d.initial_surface(p, x)
+    target = h0.mean() + p.current_density * p.molar_volume / d.FARADAY * T
+
+    def envelope(s):
+        dxs = (x[:, None] - x[None, :] + W / 2) % W - W / 2  # periodic separation
+        reach = np.where(np.abs(dxs) <= s, np.sqrt(np.maximum(s * s - dxs ** 2, 0.0)), -np.inf)
+        return (h0[None, :] + reach).max(axis=1)
+
+    lo, hi = 0.5 * (target - h0.mean()), 1.5 * (target - h0.mean())
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if envelope(mid).mean() < target else (lo, mid)
+    e = envelope(0.5 * (lo + hi))
+    return float(e.max() - e.min())
+
+
+CASES = {  # name: (label, params, run time, [(quantity, function of the result)])
+    "normal": ("normal growth only (mechanics and capillarity off)", replace(P, mechanics=False, capillarity=False),
+               T, [("A(450 s)", lambda r: r.amplification)]),
+    "capillarity": ("capillarity only (mechanics off)", replace(P, mechanics=False), T,
+                    [("A(1 s)", lambda r: r.amplification_at(1.0)), ("A(450 s)", lambda r: r.amplification)]),
+    "soft": ("1 GPa (flattens)", replace(P, shear_modulus=1e9), 0.1,
+             [("A(10 ms)", lambda r: r.amplification_at(1e-2)), ("A(0.1 s)", lambda r: r.amplification_at(0.1))]),
+    "lgps": ("8 GPa (roughens)", replace(P, shear_modulus=8e9), 0.01,
+             [("A(1 ms)", lambda r: r.amplification_at(1e-3)), ("A(5 ms)", lambda r: r.amplification_at(5e-3)),
+              ("A(10 ms)", lambda r: r.amplification_at(1e-2))]),
+}
+MESHES = (d.Mesh(32, 8), d.Mesh(64, 16), d.Mesh(128, 32))
+
+
+def convergence_run(name: str, mesh: d.Mesh) -> list:
+    """One case on one mesh: prints a line, returns the case's quantities."""
+    label, p, t_end, quantities = CASES[name]
+    r = d.run(p, total_time=t_end, mesh=mesh)
+    q = [f(r) for _, f in quantities]
+    print(f"   {label}, {mesh.nx}x{mesh.ny}: " + ", ".join(f"{n} = {_fmt(v, '.5g')}" for (n, _), v in zip(quantities, q))
+          + f"; end {r.times[-1]:.3g} s ({r.stopped or 'ran to the end'}); {r.steps} steps, {r.remaps} re-mappings, "
+          f"{r.wall_time:.0f} s", flush=True)
+    return q
+
+
+def convergence(quick: bool, names=tuple(CASES)) -> None:
+    meshes = MESHES[:2] if quick else MESHES
+    print("convergence (" + ", ".join(f"{m.nx}x{m.ny}" for m in meshes) + ")")
+    for name in names:
+        label, _, _, quantities = CASES[name]
+        vals = [convergence_run(name, m) for m in meshes]
+        for j, (n, _) in enumerate(quantities):
+            a, b = vals[-2][j], vals[-1][j]
+            print(f"   {label}: {n} changes by {abs(b / a - 1) * 100:.2f} % between the two finest meshes")
+        if name == "normal":
+            x = np.arange(2000) * P.period / 2000
+            h0 = d.initial_surface(P, x)
+            print(f"   Huygens envelope (exact for pure normal growth): A(450 s) = "
+                  f"{huygens_amplitude(P) / (h0.max() - h0.min()):.5g}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     ap.add_argument("--quick", action="store_true", help="two meshes in the convergence study")
+    ap.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES), help="convergence cases")
     ap.add_argument("--out", default="docs", help="folder for dendrite_lgps_vs_60.png")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    faraday()
-    halfspace()
-    separation_modulus()
-    soft = d.run(replace(P, shear_modulus=0.1e9), total_time=T, mesh=d.Mesh(32, 8))
-    print(f"   very soft layer (0.1 GPa): amplification {soft.amplification:.3g} at {soft.times[-1]:.3g} s "
-          f"({soft.stopped or 'ran to the end'})")
-    lgps_vs_60(Path(args.out))
-    sweep()
-    convergence(args.quick)
+    if "faraday" in args.only:
+        faraday()
+    if "halfspace" in args.only:
+        halfspace()
+    if "separation" in args.only:
+        separation()
+    if "sweep" in args.only:
+        sweep(P.ion_volume_ratio, (0.1, 0.5, 1, 2, 2.3, 2.7, 3, 4, 8, 20, 60, 120))
+        sweep(5.0, (1, 4, 6, 7, 8, 12, 60, 120))
+    if "lgps" in args.only:
+        lgps_vs_60(Path(args.out))
+    if "convergence" in args.only:
+        convergence(args.quick, args.cases)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

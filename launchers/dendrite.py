@@ -24,13 +24,16 @@ def add_parser(sub) -> None:
                     help="shear modulus of the layer, GPa (one run each)")
     sp.add_argument("--time", type=float, default=450.0, help="growth time, s (default 450)")
     sp.add_argument("--poisson", type=float, default=0.3, help="Poisson ratio of the layer (default 0.3)")
+    sp.add_argument("--ion-volume-ratio", type=float, default=DendriteParams().ion_volume_ratio, metavar="V",
+                    help="V_Li+ / V_Li, the Li+ partial molar volume in the layer over Li metal's (default "
+                         f"{DendriteParams().ion_volume_ratio:g}: an inorganic layer; > 1: the pressure-driven regime)")
     sp.add_argument("--mesh", type=int, nargs=2, default=(32, 8), metavar=("NX", "NY"),
                     help="surface nodes per period and element layers per solid (default 32 8; docs/dendrite.md: mesh convergence)")
     sp.add_argument("--out", default="dendrite", help="folder for dendrite_profiles.png (default ./dendrite)")
     sp.set_defaults(func=handle)
 
 
-def check_inputs(shear_moduli, total_time: float, poisson: float = 0.3, mesh=(32, 8)) -> None:
+def check_inputs(shear_moduli, total_time: float, poisson: float = 0.3, mesh=(32, 8), ion_volume_ratio: float = 0.0) -> None:
     """One CoatflowError naming the first bad input and its fix."""
     for g in shear_moduli:
         if not (math.isfinite(g) and g > 0):
@@ -39,6 +42,8 @@ def check_inputs(shear_moduli, total_time: float, poisson: float = 0.3, mesh=(32
         raise CoatflowError(f"--time {total_time:g}: the growth time must be a positive number of seconds")
     if not (math.isfinite(poisson) and -1 < poisson < 0.5):
         raise CoatflowError(f"--poisson {poisson:g}: a Poisson ratio lies between -1 and 0.5")
+    if not (math.isfinite(ion_volume_ratio) and ion_volume_ratio >= 0):
+        raise CoatflowError(f"--ion-volume-ratio {ion_volume_ratio:g}: a molar volume ratio must be >= 0")
     if mesh[0] < 8 or mesh[1] < 2:
         raise CoatflowError(f"--mesh {mesh[0]} {mesh[1]}: use at least 8 surface nodes and 2 element layers")
 
@@ -87,9 +92,9 @@ def plot_profiles(results: list[tuple[float, DendriteResult]], path: Path, title
 
 
 def handle(args) -> int:
-    check_inputs(args.shear_modulus, args.time, args.poisson, args.mesh)
+    check_inputs(args.shear_modulus, args.time, args.poisson, args.mesh, args.ion_volume_ratio)
     mesh = Mesh(nx=args.mesh[0], ny=args.mesh[1])
-    base = replace(DendriteParams(), poisson=args.poisson)
+    base = replace(DendriteParams(), poisson=args.poisson, ion_volume_ratio=args.ion_volume_ratio)
     print(HEADER)
     results = []
     for g in args.shear_modulus:

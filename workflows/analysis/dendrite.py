@@ -8,15 +8,16 @@ period, i.e. a row of identical caps). Each time step:
    the layer {h(x) < y < mean(h) + layer_thickness} and the Li slab {mean(h) - li_depth < y < h(x)};
 2. ionic potential in the layer: sigma * laplace(phi) = 0, the applied current density entering at the far
    side and the deposition current density i(x) leaving through the Li surface (scikit-fem, Q1 elements);
-3. mechanics (Monroe & Newman 2005, two-phase reading): the roughness delta(x) = h(x) - mean(h) is a
-   displacement imposed on both solids from a flat stress-free reference; plane-strain linear elasticity in
-   the layer (G, nu) and in the Li (G_Li, nu_Li), each clamped at its far side, gives the normal stress each
-   exerts at the surface: the layer's pressure p_s (resists Li addition) and the Li's normal stress
-   sigma_Li (tension at a protrusion, which favours Li addition). They are linear in delta: the interface
-   stiffness operators S_s, S_Li (Schur complements of the FE stiffness matrices) are built on the mapped
-   meshes every step;
+3. mechanics (Monroe & Newman 2005 as generalised by Ahmad & Viswanathan 2017): the roughness
+   delta(x) = h(x) - mean(h) is Li grown into the gap between the two solids; plane-strain linear elasticity in
+   the layer (G, nu) and in the Li (G_Li, nu_Li), each clamped at its far side, gives each solid's interface
+   stiffness S_s, S_Li (Schur complements of the FE stiffness matrices onto the surface's vertical
+   displacements, built on the mapped meshes). The reaction's mechanical free-energy change is Ahmad &
+   Viswanathan's isotropic closed form (their pressure term weighted by (V_m - V_Li+)/2, their deviatoric term
+   by (V_m + V_Li+)/2), rewritten through the two half-space stiffnesses so that the FE operators carry it:
+   exact for a flat interface, the FE geometry on a curved one (``mechanical_operator``);
 4. Butler-Volmer kinetics with the reaction driving force shifted by
-   dmu = V_m * (p_s - sigma_Li) + gamma * kappa * V_m   (J/mol),
+   dmu = dmu_mech + (V_m + V_Li+)/2 * gamma * kappa   (J/mol; > 0 opposes deposition),
    i = i0 * [exp(-alpha f (eta + dmu/F)) - exp((1 - alpha) f (eta + dmu/F))], eta = Phi_Li - phi_e, f = F/RT,
    with the Li potential Phi_Li set by the galvanostatic condition (integral of i over the surface = i_app * W);
 5. the surface moves along its normal at v_n = i V_m / F (dh/dt = v_n sqrt(1 + h_x^2)), backward Euler in h
@@ -62,8 +63,9 @@ class DendriteParams:
     period: float = 20e-9  # m, cap spacing (the periodic cell)
     layer_thickness: float = 40e-9  # m, modelled layer above the mean surface
     li_depth: float = 40e-9  # m, modelled Li slab below the mean surface
+    ion_volume_ratio: float = 0.04  # v = V_Li+ / V_m: Li+ partial molar volume in the layer over Li metal's
     mechanics: bool = True  # the elastic term of the driving force
-    capillarity: bool = True  # the gamma * kappa * V_m term
+    capillarity: bool = True  # the (V_m + V_Li+)/2 * gamma * kappa term
 
     def check(self) -> None:
         """Raise AnalysisError naming the first unphysical parameter."""
@@ -79,6 +81,8 @@ class DendriteParams:
         if self.transfer_coefficient != 0.5:
             raise AnalysisError("dendrite model: only the symmetric transfer coefficient 0.5 is implemented "
                                 "(the time step inverts Butler-Volmer in closed form)")
+        if not (math.isfinite(self.ion_volume_ratio) and self.ion_volume_ratio >= 0):
+            raise AnalysisError(f"dendrite model: ion_volume_ratio must be >= 0, got {self.ion_volume_ratio}")
         if self.surface_energy < 0 or self.cap_height < 0:
             raise AnalysisError("dendrite model: surface_energy and cap_height must not be negative")
         if self.cap_width > self.period:
@@ -225,6 +229,61 @@ def interface_stiffness(x: np.ndarray, h: np.ndarray, far: float, ny: int, gradi
     return Kr[b][:, b].toarray() - Kfb.T @ X
 
 
+def halfspace_factor(nu: float) -> float:
+    """a(nu) = 4 (1 - nu) / (3 - 4 nu): the normal stiffness of a plane-strain half-space per G |k|."""
+    return 4 * (1 - nu) / (3 - 4 * nu)
+
+
+def stability_coefficient(g_s: float, nu_s: float, g_li: float, nu_li: float, v: float) -> float:
+    """C (Pa): the mechanical free-energy change of Li deposition per V_m |k| delta for an interface mode
+    delta cos(k x) (> 0: opposes deposition at a crest, stabilising).
+
+    Ahmad & Viswanathan 2017's isotropic stability parameter (pressure and deviatoric parts, the form used in
+    their public screening code, ahzeeshan/screening-ml data-gen/calcMu.m) with the opposite sign convention:
+    C = -chi_mech / (V_m k) at z = 1; v = V_Li+ / V_m.
+    """
+    b_s, b_li = 3 - 4 * nu_s, 3 - 4 * nu_li
+    d = g_s * b_li * (1 - nu_s) + g_li * (1 - nu_li) * b_s
+    c = 2 - 3 * nu_s - 3 * nu_li + 4 * nu_s * nu_li
+    return -(1 - v) * (g_s ** 2 * b_li - g_li ** 2 * b_s) / (2 * d) - 2 * (1 + v) * g_li * g_s * c / d
+
+
+def separation_modulus(nu_s: float, g_li: float, nu_li: float, v: float) -> float:
+    """The layer shear modulus (Pa) at which C = 0 (surface tension aside), or nan when C keeps one sign.
+
+    For v < 1 the layer is stable below it (density-driven), for v > 1 above it (pressure-driven); root of
+    (1 - v) (b_Li x^2 - b_s) + 4 (1 + v) c x = 0, x = G / G_Li.
+    """
+    b_s, b_li = 3 - 4 * nu_s, 3 - 4 * nu_li
+    c = 2 - 3 * nu_s - 3 * nu_li + 4 * nu_s * nu_li
+    if v == 1:
+        return math.nan
+    roots = np.roots([(1 - v) * b_li, 4 * (1 + v) * c, -(1 - v) * b_s])
+    pos = [r.real for r in roots if abs(r.imag) < 1e-12 and r.real > 0]
+    return min(pos) * g_li if pos else math.nan
+
+
+def mechanical_operator(s_layer: np.ndarray, s_li: np.ndarray, p: DendriteParams) -> np.ndarray:
+    """M (nx x nx): nodal 'forces' whose value per unit true length, times V_m, is the mechanical free-energy
+    change of deposition at each surface node for a roughness delta (M @ delta).
+
+    Ahmad & Viswanathan's closed form written through the half-space stiffnesses K = G a(nu) (per |k|):
+    C |k| = -(1 - v)/2 [G_s K_s/(1 - nu_s) - G_Li K_Li/(1 - nu_Li)]/(K_s + K_Li) |k|
+            - (1 + v) c / (2 (1 - nu_s)(1 - nu_Li)) K_s K_Li/(K_s + K_Li) |k|,
+    c = 2 - 3 nu_s - 3 nu_Li + 4 nu_s nu_Li. With the FE interface stiffnesses S (~ K |k| ds) and
+    T = (S_s + S_Li)^-1, G K |k| / (K_s + K_Li) -> S T S / a(nu) and K_s K_Li |k| / (K_s + K_Li) -> S_s T S_Li:
+    for a flat interface and one Fourier mode M reproduces C |k| ds exactly as the mesh is refined
+    (tests/test_dendrite.py), on the mapped mesh it carries the surface's geometry.
+    """
+    v, nu_s, nu_li = p.ion_volume_ratio, p.poisson, p.li_poisson
+    T = np.linalg.inv(s_layer + s_li)
+    c = 2 - 3 * nu_s - 3 * nu_li + 4 * nu_s * nu_li
+    pressure = (s_layer @ T @ s_layer / (halfspace_factor(nu_s) * (1 - nu_s))
+                - s_li @ T @ s_li / (halfspace_factor(nu_li) * (1 - nu_li)))
+    series = 0.5 * (s_layer @ T @ s_li + s_li @ T @ s_layer)
+    return -(1 - v) / 2 * pressure - (1 + v) * c / (2 * (1 - nu_s) * (1 - nu_li)) * series
+
+
 def layer_potential(x: np.ndarray, h: np.ndarray, far: float, ny: int, grading: float, conductivity: float,
                     i_surface: np.ndarray, ds: np.ndarray, i_applied: float) -> np.ndarray:
     """Ionic potential (V) at the surface nodes: Laplace in the layer, i_applied entering at the far side,
@@ -337,15 +396,16 @@ def run(params: DendriteParams, total_time: float = 450.0, mesh: Mesh = Mesh(), 
                                   iapp)
             S = np.zeros((n, n))
             if p.mechanics:
-                S = interface_stiffness(xp, hp, hm + p.layer_thickness, mesh.ny, mesh.grading, p.shear_modulus,
-                                        p.poisson, True)
-                S -= interface_stiffness(xp, hp, hm - p.li_depth, mesh.ny, mesh.grading, p.li_shear_modulus,
-                                         p.li_poisson, False)
+                S = mechanical_operator(
+                    interface_stiffness(xp, hp, hm + p.layer_thickness, mesh.ny, mesh.grading, p.shear_modulus,
+                                        p.poisson, True),
+                    interface_stiffness(xp, hp, hm - p.li_depth, mesh.ny, mesh.grading, p.li_shear_modulus,
+                                        p.li_poisson, False), p)
         A = np.zeros((n, n))  # dmu = V_m * A @ h  (Pa)
         if p.mechanics:
             A += (S / ds[:, None]) @ centre
         if p.capillarity and p.surface_energy > 0:
-            A += p.surface_energy * _curvature_operator(n, dx, g)
+            A += (1 + p.ion_volume_ratio) / 2 * p.surface_energy * _curvature_operator(n, dx, g)
         k = p.molar_volume * f / FARADAY  # X per Pa: f * V_m / F
         while True:
             dt = min(dt, total_time - t, (snaps[next_snap] - t) if next_snap < len(snaps) else dt)
@@ -363,9 +423,17 @@ def run(params: DendriteParams, total_time: float = 450.0, mesh: Mesh = Mesh(), 
         change = np.abs((h_new - h_new.mean()) - (h - h.mean())).max()  # of the shape: a uniform advance is free
         amp = h.max() - h.min()
         allowed = min(max_change * dx, max(rel_change * amp, 1e-3 * dx))  # backward Euler: small relative steps
-        if change > allowed and dt > min_dt:
-            dt /= 2
-            continue
+        if change > allowed:
+            if dt / 2 >= min_dt:
+                dt /= 2
+                continue
+            # at the smallest step: backward Euler damps a decaying shape without inverting it (accepted), but
+            # it inverts or wrongly shrinks a mode growing faster than 1/dt (refused: runaway)
+            old_shape, new_shape = h - h.mean(), h_new - h_new.mean()
+            if not (new_shape @ old_shape > 0 and np.ptp(new_shape) <= np.ptp(old_shape)):
+                stopped = (f"runaway growth at t = {t:.3g} s: the shape changes by more than the step limit even "
+                           f"at a {min_dt:g} s step (the surface sharpens faster than the model resolves)")
+                break
         h = h_new
         t += dt
         steps += 1
