@@ -1,11 +1,13 @@
 """The cathode-coating programme's reaction map on the MP snapshot (docs/cathode_coating.md), by formula.
 
     python3 benchmarks/cathode_coating_map.py [FORMULA ...]
+    python3 benchmarks/cathode_coating_map.py --write DIR   # the bundled coating structures, for candidates: files
 
 For each coating of workflows/data/cathode_coating_set.yaml (or the formulas given): its E_hull and window
 (workflows/analysis/thermo.py), its most exothermic reaction with each cathode state (the cathode_compatibility
-stage's ``cathode_pairs``) and with each sulfide electrolyte (the interfacial_reactions job, no Li metal), on
-``thermo.entries: mp_snapshot``. Prints one block per coating and the wall time.
+stage's ``cathode_pairs``) and with each sulfide electrolyte (the interfacial_reactions job, no Li metal; each
+product with its class, insulating | mixed-conducting | metallic | unknown), on ``thermo.entries: mp_snapshot``.
+Prints one block per coating, the markdown table of docs/cathode_coating.md and the wall time.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from pathlib import Path
 
 from pymatgen.core import Composition
 
 from coatflow.workflows import reference_data as data
 from coatflow.workflows.analysis import AnalysisError, thermo
+from coatflow.workflows.cathode_phases import coating_structures
 from coatflow.workflows.phase_diagrams import database_entries_on_scale
 from coatflow.workflows.stages.cathode_compatibility import cathode_coating_set, cathode_pairs
 from coatflow.workflows.stages.interfacial_reactions import interfacial_reactions
@@ -29,11 +33,23 @@ def source(formula, partners):
             "elements": sorted(els), "state": data.snapshot_version()}
 
 
+SHORT = {"mixed-conducting": "mixed", "metallic": "metallic", "unknown": "gap?"}
+
+
+def _cell(p) -> str:
+    """A table cell: the reaction energy and the non-insulating product classes."""
+    if p.status != "computed":
+        return "n/c"
+    kinds = sorted({SHORT[k] for k in p.product_conduction.values() if k in SHORT})
+    return f"{p.reaction_energy:.3f}" + (f" ({', '.join(kinds)})" if kinds else "")
+
+
 def main(formulas) -> None:
     warnings.simplefilter("ignore")
     s = cathode_coating_set()
     cathodes, electrolytes = s["cathodes"], s["electrolytes"]
     t0 = time.perf_counter()
+    rows = []
     for f in formulas:
         t = time.perf_counter()
         print(f"## {f}")
@@ -47,8 +63,8 @@ def main(formulas) -> None:
             continue
         partners = [x for c in cathodes.values() for x in c.values()]
         cand, entries = database_entries_on_scale(None, source(f, partners))
-        for k, p in cathode_pairs(cand.composition.reduced_formula, cathodes, [*entries, cand],
-                                  s.get("end_members")).items():
+        cpairs = cathode_pairs(cand.composition.reduced_formula, cathodes, [*entries, cand], s.get("end_members"))
+        for k, p in cpairs.items():
             if p.status == "computed":
                 print(f"{k}: {p.reaction_energy:.3f} eV/atom -> {', '.join(p.products) or 'no reaction'}"
                       + (f" [{p.reason}]" if p.reason else ""))
@@ -63,12 +79,37 @@ def main(formulas) -> None:
         for k, p in r.pairs.items():
             if p.status == "computed":
                 print(f"{k}: {p.reaction_energy:.3f} eV/atom -> "
-                      + (", ".join(f"{x} ({p.product_class[x]})" for x in p.products) or "no reaction"))
+                      + (", ".join(f"{x} ({p.product_conduction.get(x, p.product_class[x])}, gap "
+                                   f"{'?' if p.product_gaps.get(x) is None else format(p.product_gaps[x], '.2f')} eV)"
+                                   for x in p.products) or "no reaction"))
             else:
                 print(f"{k}: not computed ({p.reason})")
         print(f"({time.perf_counter() - t:.0f} s)\n")
+        done = {k: p for k, p in cpairs.items() if p.status == "computed"}
+        worst = min(done, key=lambda k: done[k].reaction_energy)
+        nmc = next(p for k, p in cpairs.items() if "NMC811 charged" in k)
+        rows.append([f, f"{w.reduction_limit:.2f}–{w.oxidation_limit:.2f}", _cell(nmc),
+                     f"{done[worst].reaction_energy:.3f} ({worst.split('| ')[1].split(' (')[0]})",
+                     *(_cell(r.pairs[f"{cand.composition.reduced_formula} | {e}"]) for e in electrolytes)])
+    print("| coating | window | NMC811 charged | worst cathode | " + " | ".join(electrolytes) + " |")
+    print("| --- " * (4 + len(electrolytes)) + "|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 
 
+def write_structures(folder: str) -> None:
+    """The bundled structures of the known coatings the formula route cannot build, one JSON file each."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for formula, st in coating_structures().items():
+        path = out / f"{formula.replace('(', '').replace(')', '')}.json"
+        st.to(filename=str(path))
+        print(path)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:] or cathode_coating_set()["coatings"])
+    if sys.argv[1:2] == ["--write"]:
+        write_structures(sys.argv[2])
+    else:
+        main(sys.argv[1:] or cathode_coating_set()["coatings"])

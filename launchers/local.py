@@ -84,9 +84,11 @@ def build_potential_maps(stores: CampaignStores) -> int:
 
 def _mp_systems(config: CampaignConfig, candidates: list[Candidate]) -> set[str]:
     """The chemical systems (``Li-O-Ti``) whose MP entries the configured thermodynamic stages read."""
-    names = [s.stage for s in config.stages()]  # the programme's funnel (cathode systems: mp_snapshot only)
+    stages = {s.stage: s for s in config.stages()}  # the programme's funnel
+    names = list(stages)
     run = names[:names.index(config.run.stop_after) + 1] if config.run.stop_after in names else names
     partners = {el for f in config.interfacial_reactions.electrolytes for el in Composition(f).elements}
+    cathodes = stages["cathode_compatibility"].partner_elements() if "cathode_compatibility" in run else None
     systems = set()
     for cand in candidates:
         own = frozenset(Composition(cand.formula).elements)
@@ -94,6 +96,8 @@ def _mp_systems(config: CampaignConfig, candidates: list[Candidate]) -> set[str]
             systems.add(own)
         if "interfacial_reactions" in run:
             systems.add(frozenset({*own, Element("Li"), *partners}))
+        if cathodes:
+            systems.add(frozenset({*own, Element("Li"), *cathodes}))
     return {"-".join(sorted(el.symbol for el in s)) for s in systems}
 
 

@@ -296,13 +296,10 @@ def draw_windows(d: dict) -> Figure:
 
 
 def product_class(formula: str, gap: float | None, gap_min: float | None) -> str:
-    """insulating | mixed (a gap below the threshold) | metallic (an elemental metal or no gap) | unknown."""
-    comp = Composition(formula)
-    if comp.is_element and comp.elements[0].is_metal:
-        return "metallic"
-    if gap is None or gap_min is None:
-        return "unknown"
-    return "insulating" if gap >= gap_min else ("metallic" if gap <= 0 else "mixed")
+    """insulating | mixed (a gap below the threshold) | metallic (an elemental metal or no gap) | unknown
+    (``thermo.conduction_class``)."""
+    c = thermo.conduction_class(formula, gap, gap_min)
+    return "mixed" if c == "mixed-conducting" else c
 
 
 def interfacial_data(row: dict, inputs: ThermoInputs | None) -> dict:

@@ -97,11 +97,12 @@ def backend_of(source) -> str:
     return {"mp": "materials_project", "mp_snapshot": "mp_snapshot"}.get(kind) or (source or {}).get("backend", "mlip")
 
 
-def phase_inputs(planner, plan, upstream, verdict, elements=None):
+def phase_inputs(planner, plan, upstream, verdict, elements=None, extra: dict | None = None):
     """(candidate relax output, {phase id: relax output}, uuids, entry source) for one stage.
 
     ``thermo.entries: local``: the relax backend relaxes the candidate and the bundled phases of
-    ``elements`` (default: the candidate's chemical system), each added to a plan once.
+    ``elements`` (default: the candidate's chemical system), each added to a plan once; ``extra`` ({phase id:
+    structure dict}) adds a stage's own bundled phases (the cathode programme's, workflows/cathode_phases.py).
     ``thermo.entries: mp`` / ``mp_snapshot``: database entries (``database_source``); only a VASP candidate is
     relaxed again, and only for ``mp`` (the snapshot has no per-structure energies).
     """
@@ -118,7 +119,7 @@ def phase_inputs(planner, plan, upstream, verdict, elements=None):
         return (memo["candidate"][0], {}, [u for u in [memo["candidate"][1]] if u],
                 database_source(planner, plan, elements, kind))
     outs, uuids = {}, [memo["candidate"][1]]
-    for pid, sd in phases_for(elements).items():
+    for pid, sd in {**phases_for(elements), **(extra or {})}.items():
         if pid not in memo:
             m = replace(maker, relax_cell=False) if sd.get("molecule") else maker  # a dimer in a box
 

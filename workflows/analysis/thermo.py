@@ -283,6 +283,23 @@ def classify_gap(formula: str, gap: float | None, threshold: float) -> str:
     return "insulating" if gap >= threshold else "conducting"
 
 
+def conduction_class(formula: str, gap: float | None, gap_min: float | None) -> str:
+    """'insulating', 'mixed-conducting', 'metallic' or 'unknown' for one reaction product: the three classes
+    of ``classify_gap``'s 'conducting' split as the report draws them (docs/report.md).
+
+    metallic: an elemental metal, or a PBE gap of zero; mixed-conducting: a gap above zero but below
+    ``gap_min`` (a small-gap semiconductor: it carries electrons, and in the interphase it sits beside the
+    Li-conducting products, so the layer conducts both); insulating: a gap of at least ``gap_min``; unknown:
+    no gap. 'metallic' and 'mixed-conducting' together are exactly ``classify_gap``'s 'conducting'.
+    """
+    comp = Composition(formula)
+    if comp.is_element and comp.elements[0].is_metal:
+        return "metallic"
+    if gap is None or gap_min is None:
+        return "unknown"
+    return "insulating" if gap >= gap_min else ("metallic" if gap <= 0 else "mixed-conducting")
+
+
 @dataclass(frozen=True)
 class InterfacialReaction:
     """The most exothermic reaction of two phases mixed in any ratio."""
@@ -294,6 +311,8 @@ class InterfacialReaction:
     products: list[str]
     product_class: dict[str, str]  #: insulating | conducting | unknown
     product_gaps: dict[str, float | None]  #: eV
+    #: insulating | mixed-conducting | metallic | unknown (``conduction_class``)
+    product_conduction: dict[str, str] = field(default_factory=dict)
 
 
 def interfacial_reaction(a: str, b: str, entries, gaps: dict[str, float] | None = None,
@@ -324,4 +343,5 @@ def interfacial_reaction(a: str, b: str, entries, gaps: dict[str, float] | None 
         pair=f"{ca.reduced_formula} | {cb.reduced_formula}", reaction_energy=round(float(energy), 4) + 0.0,
         mixing_ratio=round(float(x), 4), reaction=str(rxn) if reacts else None, products=products,
         product_class={p: classify_gap(p, gaps.get(p), gap_min) for p in products},
-        product_gaps={p: gaps.get(p) for p in products})
+        product_gaps={p: gaps.get(p) for p in products},
+        product_conduction={p: conduction_class(p, gaps.get(p), gap_min) for p in products})

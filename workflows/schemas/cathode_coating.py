@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from pymatgen.core import Structure
 
 from coatflow.workflows.schemas.stage import StageResult
-from coatflow.workflows.schemas.thermo import PairReaction
+from coatflow.workflows.schemas.thermo import PairReaction, PairsDetails
 
 
-class CathodeCompatibilityDetails(BaseModel):
-    pairs: dict[str, PairReaction] = Field(default_factory=dict, description="'coating | cathode (state)': reaction")
-    pairs_not_computed: list[str] = Field(default_factory=list)
+class CathodeCompatibilityDetails(PairsDetails):
+    """Pairs keyed 'coating | cathode state (formula)'."""
 
 
 class CathodeCompatibilityResult(StageResult):

@@ -143,13 +143,15 @@ class PairReaction(BaseModel):
     product_class: dict[str, Literal["insulating", "conducting", "unknown"]] = Field(default_factory=dict)
     product_gaps: dict[str, float | None] = Field(default_factory=dict, description="eV")
     product_gap_source: dict[str, str | None] = Field(default_factory=dict)
+    product_conduction: dict[str, Literal["insulating", "mixed-conducting", "metallic", "unknown"]] = Field(
+        default_factory=dict, description="product_class's 'conducting' split (analysis/thermo.py conduction_class)")
 
     @classmethod
     def from_reaction(cls, r: InterfacialReaction, gaps: dict[str, ProductGap] | None = None) -> PairReaction:
         gaps = gaps or {}
         return cls(status="computed", pair=r.pair, reaction_energy=r.reaction_energy, mixing_ratio=r.mixing_ratio,
                    reaction=r.reaction, products=r.products, product_class=r.product_class,
-                   product_gaps=r.product_gaps,
+                   product_gaps=r.product_gaps, product_conduction=r.product_conduction,
                    product_gap_source={p: gaps[p].source if p in gaps else None for p in r.products})
 
     @classmethod
@@ -165,10 +167,15 @@ class InterfacialReactions(BaseModel):
     error: str | None = Field(None, description="why no pair could be computed (no energies on the scale)")
 
 
-class InterfacialReactionsDetails(BaseModel):
+class PairsDetails(BaseModel):
+    """The details of a verdict on pair reactions (interfacial_reactions, cathode_compatibility)."""
+
     pairs: dict[str, PairReaction] = Field(default_factory=dict, description="'A | B': reaction")
-    band_gaps: dict[str, ProductGap] = Field(default_factory=dict, description="product formula: gap")
     pairs_not_computed: list[str] = Field(default_factory=list)
+
+
+class InterfacialReactionsDetails(PairsDetails):
+    band_gaps: dict[str, ProductGap] = Field(default_factory=dict, description="product formula: gap")
 
 
 class InterfacialReactionsResult(StageResult):
@@ -190,6 +197,7 @@ class InterfacialReactionsResult(StageResult):
         done = {k: v for k, v in coating.items() if v.status == "computed"}
         skipped = sorted(k for k, v in coating.items() if v.status != "computed")
         classes = {p: c for v in done.values() for p, c in v.product_class.items()}
+        kinds = {p: c for v in done.values() for p, c in v.product_conduction.items()}
         bad = sorted(p for p, c in classes.items() if c == "conducting")
         unknown = sorted(p for p, c in classes.items() if c == "unknown")
         details = InterfacialReactionsDetails(pairs=pairs, band_gaps=reactions.band_gaps, pairs_not_computed=skipped)
@@ -197,7 +205,8 @@ class InterfacialReactionsResult(StageResult):
         if not done:
             status, reason = "not_computed", why
         elif bad:
-            status, reason = "failed", f"conducting products: {', '.join(bad)}"
+            status, reason = "failed", "conducting products: " + ", ".join(
+                f"{p} ({kinds[p]})" if p in kinds else p for p in bad)
         elif unknown:
             notes = {p: f" ({reactions.band_gaps[p].reason})" if p in reactions.band_gaps and
                      reactions.band_gaps[p].reason else "" for p in unknown}

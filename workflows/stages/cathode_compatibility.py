@@ -12,8 +12,10 @@ energy of its composition, so the value is the mutual reaction alone; ``own``: a
 to the driving force (the pair's ``reason`` always gives the other value). On ``own``, a cathode composition without an entry of its own (the ordered NMC811 model
 and its charged state; LiNi0.5Mn1.5O4 where the snapshot lacks it) enters at the convex-hull energy of its
 composition, i.e. at most the zero-mixing-energy sum of its end members, unless data/cathode_coating_set.yaml
-gives its end members: then it enters at that sum (docs/cathode_coating.md, "Approximations"). Only the database scales (``thermo.entries: mp_snapshot`` or ``mp``) have cathode phases:
-on ``local`` the stage is not computed, saying so.
+gives its end members: then it enters at that sum (docs/cathode_coating.md, "Approximations").
+On ``thermo.entries: local`` the cathodes (both states, the ordered NMC811 and LiNi0.5Mn1.5O4 models) and their
+competing Co/Ni/Mn phases are the bundled structures of workflows/cathode_phases.py, relaxed with the other
+bundled phases of the chemical system on the relax backend.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pymatgen.core import Composition, Element
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from coatflow.workflows.analysis import AnalysisError
+from coatflow.workflows.cathode_phases import cathode_phases_for
 from coatflow.workflows.errors import CoatflowError
 from coatflow.workflows.phase_diagrams import backend_of, entries_on_scale, entries_state, phase_inputs, stage_key
 from coatflow.workflows.schemas.cathode_coating import CathodeCompatibilityResult
@@ -38,7 +41,6 @@ from coatflow.workflows.stages.base import Stage, not_computed, respond
 from coatflow.workflows.stages.interfacial_reactions import _pair
 
 SET_FILE = Path(__file__).resolve().parents[1] / "data" / "cathode_coating_set.yaml"
-LOCAL_NOTE = "not computed: no local cathode phases; use thermo.entries: mp_snapshot"
 
 
 @cache
@@ -110,8 +112,6 @@ def cathode_pairs(coating: str, cathodes: dict[str, dict[str, str]], pool,
 @job(name="cathode compatibility verdict", output_schema=CathodeCompatibilityResult)
 def cathode_compatibility_verdict(ident, cand_doc, phase_docs, structure, cathodes, threshold, source=None,
                                   energy="hull"):
-    if (source or {}).get("kind", "local") == "local":
-        return not_computed(CathodeCompatibilityResult, ident, structure, LOCAL_NOTE)
     try:
         cand, entries = entries_on_scale(cand_doc, phase_docs, source)
     except (CoatflowError, AnalysisError) as exc:
@@ -142,14 +142,17 @@ class CathodeCompatibilityStage(Stage):
         pairs = details.get("pairs") or {}
         return f" {sum(v['status'] == 'computed' for v in pairs.values())}/{len(pairs)} pairs" if pairs else ""
 
+    def partner_elements(self) -> set[Element]:
+        """The elements of the configured cathodes, both states: with the coating's and Li, the chemical system
+        whose entries the stage reads (also the MP pre-flight's, launchers/local.py)."""
+        return {el for n in self.cathodes for f in cathode_coating_set()["cathodes"][n].values()
+                for el in Composition(f).elements}
+
     def plan(self, planner, plan, upstream: str, verdict):
         cathodes = {n: cathode_coating_set()["cathodes"][n] for n in self.cathodes}
-        if planner.config.thermo.entries == "local":  # no cathode phases bundled: nothing to relax
-            cand, phases, source = None, {}, {"kind": "local"}
-        else:
-            elements = {*Composition(plan.candidate.formula).elements, Element("Li"),
-                        *(el for s in cathodes.values() for f in s.values() for el in Composition(f).elements)}
-            cand, phases, _, source = phase_inputs(planner, plan, upstream, verdict, elements)
+        elements = {*Composition(plan.candidate.formula).elements, Element("Li"), *self.partner_elements()}
+        cand, phases, _, source = phase_inputs(planner, plan, upstream, verdict, elements,
+                                               extra=cathode_phases_for(elements))
         key = stage_key(planner, upstream, self.stage, sorted(phases), entries_state(source), self.key_settings(),
                         cathodes)
         return planner.gate(plan, key, self.stage, source.get("backend", "mlip"), lambda: cathode_compatibility_verdict(

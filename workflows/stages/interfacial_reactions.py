@@ -176,9 +176,13 @@ class InterfacialReactionsStage(Stage):
 
     @classmethod
     def note(cls, details: dict) -> str:
-        """How many coating pairs were computed (Li | electrolyte pairs are informational)."""
+        """How many coating pairs were computed (Li | electrolyte pairs are informational), and how many of
+        their products are metallic or mixed-conducting (``thermo.conduction_class``)."""
         coating = [v for k, v in (details.get("pairs") or {}).items() if not k.startswith("Li |")]
-        return f" {sum(v['status'] == 'computed' for v in coating)}/{len(coating)} pairs" if coating else ""
+        kinds = {p: c for v in coating for p, c in (v.get("product_conduction") or {}).items()}
+        bad = [f"{n} {c}" for c in ("metallic", "mixed-conducting") if (n := list(kinds.values()).count(c))]
+        return (f" {sum(v['status'] == 'computed' for v in coating)}/{len(coating)} pairs"
+                + (f"; {', '.join(bad)}" if bad else "")) if coating else ""
 
     def calculators(self) -> list[tuple[str, str]]:
         return [("band_gap", self.band_gap_backend)]
