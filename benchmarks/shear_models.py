@@ -154,7 +154,11 @@ def main() -> None:
         sets.append(("38 reference materials (bundled, MP PBE)",
                      [{**r, "set": "reference"} for r in reference_materials(args.n)]))
     if args.set in ("mp", "both"):
-        sets.append(("Li-M-O formulas of the MP snapshot with an MP G_VRH", mp_materials()[: args.n]))
+        mp = mp_materials()
+        built = sum(1 for r in mp if r["prototypes"])
+        print(f"MP snapshot: {len(mp)} Li-M-O formulas with an MP G_VRH; {built} can be built from the prototype "
+              f"library, {len(mp) - built} are not computed (no prototype)", flush=True)
+        sets.append(("Li-M-O formulas of the MP snapshot with an MP G_VRH", mp[: args.n]))
     if args.only:
         keep = set(args.only.split(","))
         sets = [(t, [r for r in mats if r["material_id"] in keep or r["formula"] in keep]) for t, mats in sets]
