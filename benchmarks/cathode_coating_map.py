@@ -37,7 +37,7 @@ SHORT = {"mixed-conducting": "mixed", "metallic": "metallic", "unknown": "gap?"}
 
 
 def _cell(p) -> str:
-    """A table cell: the reaction energy and the non-insulating product classes."""
+    """A sulfide cell of the table: the reaction energy and the classes of its non-insulating products."""
     if p.status != "computed":
         return "n/c"
     kinds = sorted({SHORT[k] for k in p.product_conduction.values() if k in SHORT})
@@ -88,7 +88,8 @@ def main(formulas) -> None:
         done = {k: p for k, p in cpairs.items() if p.status == "computed"}
         worst = min(done, key=lambda k: done[k].reaction_energy)
         nmc = next(p for k, p in cpairs.items() if "NMC811 charged" in k)
-        rows.append([f, f"{w.reduction_limit:.2f}–{w.oxidation_limit:.2f}", _cell(nmc),
+        rows.append([f, f"{w.reduction_limit:.2f}–{w.oxidation_limit:.2f}",
+                     f"{nmc.reaction_energy:.3f}" if nmc.status == "computed" else "n/c",
                      f"{done[worst].reaction_energy:.3f} ({worst.split('| ')[1].split(' (')[0]})",
                      *(_cell(r.pairs[f"{cand.composition.reduced_formula} | {e}"]) for e in electrolytes)])
     print("| coating | window | NMC811 charged | worst cathode | " + " | ".join(electrolytes) + " |")
