@@ -9,6 +9,7 @@ the example campaign: C11 = -3.9e7 GPa).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from atomate2.forcefields.flows.elastic import ElasticMaker as ForceFieldElasticMaker
@@ -19,6 +20,7 @@ from pymatgen.core import Structure
 
 from coatflow.makers.mlip import CHGNET_CALCULATOR, IONIC_STEP_DATA
 from coatflow.makers.registry import register
+from coatflow.makers.restarts import KeyedSubJobMaker
 from coatflow.workflows.analysis.elastic import symmetrized_standard_cell
 
 # Symmetry is kept fixed so that the deformed cells stay on the strain states the fit expects.
@@ -34,14 +36,34 @@ class _SymmetrizedInput:
     symmetrize: bool = True
 
     def make(self, structure: Structure | OutputReference, *args, **kwargs):
+        # atomate2's flow, with its relaxations keyed (a resume reruns only those that did not finish); the job
+        # that makes the strained relaxations at run time is shown the store, where their keys are looked up
+        def make_flow(*a, **kw):
+            flow = super(_SymmetrizedInput, self.with_keyed_relaxations()).make(*a, **kw)
+            for j, _ in flow.iterflow():
+                if getattr(j.function, "__name__", "") == "run_elastic_deformations":
+                    j.config.expose_store = True
+            return flow
+
         if not self.symmetrize:
-            return super().make(structure, *args, **kwargs)
+            return make_flow(structure, *args, **kwargs)
         if isinstance(structure, Structure):
-            return super().make(symmetrized_standard_cell(structure, self.symprec), *args, **kwargs)
+            return make_flow(symmetrized_standard_cell(structure, self.symprec), *args, **kwargs)
         # the output of an earlier job (the campaign's relaxation): symmetrized when it exists
         prep = symmetrized_cell(structure, self.symprec)
-        flow = super().make(prep.output, *args, **kwargs)
+        flow = make_flow(prep.output, *args, **kwargs)
         return Flow([prep, flow], output=flow.output, name=flow.name)
+
+    def with_keyed_relaxations(self):
+        """This Maker with its bulk and strained relaxations under keys of their own (``KeyedSubJobMaker``):
+        in a campaign a finished relaxation is found stored and not run again."""
+        def keyed(maker, task):
+            if maker is None or isinstance(maker, KeyedSubJobMaker):
+                return maker
+            return KeyedSubJobMaker(maker=maker, task=task)
+
+        return dataclasses.replace(self, bulk_relax_maker=keyed(self.bulk_relax_maker, "elastic bulk relaxation"),
+                                   elastic_relax_maker=keyed(self.elastic_relax_maker, "strained relaxation"))
 
 
 @job(name="symmetrized standard cell")

@@ -39,7 +39,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from jobflow import CURRENT_JOB
+import numpy as np
+from jobflow import CURRENT_JOB, Flow, JobConfig, Maker, Response, job
 from monty.json import MSONable
 
 #: GPAW's mixer defaults (MSR1: beta 0.05, 5 old densities) and SCF iteration cap, corrected from.
@@ -447,9 +448,11 @@ def sub_key(parent_key: str, *parts) -> str:
 
 
 def parent_key() -> str | None:
-    """The coatflow key of the running job, or None outside a campaign."""
+    """The coatflow key of the running job (or, for a job inside a keyed flow, the flow's key: the planner
+    labels every job of a flow with ``flow``), or None outside a campaign."""
     j = CURRENT_JOB.job
-    return ((j.metadata or {}).get("coatflow") or {}).get("key") if j is not None else None
+    label = ((j.metadata or {}).get("coatflow") or {}) if j is not None else {}
+    return label.get("key") or label.get("flow")
 
 
 def stored_output(key: str):
@@ -467,9 +470,73 @@ def stored_output(key: str):
     return True, MontyDecoder().process_decoded(store.get_output(docs[0]["uuid"], which="last", load=True))
 
 
-def label_sub_job(new_job, key: str, task: str | None = None) -> None:
-    """Give a sub-job its key and the running job's coatflow labels (stage, material)."""
+def label_sub_job(new_job, key: str | None, task: str | None = None) -> None:
+    """Give a sub-job its key and the running job's coatflow labels (stage, material); ``key=None``: the labels
+    only (a job that hands on a stored result: the key stays on the job that computed it)."""
     j = CURRENT_JOB.job
     label = dict(((j.metadata or {}).get("coatflow") or {}) if j is not None else {})
-    label.update({"key": key, **({"task": task} if task else {})})
+    label.pop("key", None)
+    label.update({**({"key": key} if key else {}), **({"task": task} if task else {})})
     new_job.metadata = {**(new_job.metadata or {}), "coatflow": label}
+
+
+def structure_fingerprint(structure) -> list:
+    """The identity of a sub-job's input cell: species, lattice and fractional coordinates to 1e-6."""
+    return [[str(sp) for sp in structure.species], np.round(structure.lattice.matrix, 6).tolist(),
+            np.round(structure.frac_coords % 1.0, 6).tolist()]
+
+
+def _field(obj, name: str):
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+@job(name="stored result")
+def stored_result(output: dict) -> dict:
+    """Hands on what a keyed sub-job stored in an earlier run (``KeyedSubJobMaker``) instead of computing it."""
+    return output
+
+
+@dataclass
+class KeyedSubJobMaker(Maker):
+    """``maker``'s job under a key of its own, ``sub_key(parent_key(), task, structure_fingerprint(input))``.
+
+    A resume finds a finished sub-job stored and hands its result on (``stored_result``: the structure, the
+    folder and the stress and energy of the output, what atomate2's elastic flow reads) instead of computing it
+    again. Made while a job runs (atomate2's ``run_elastic_deformations`` making the strained relaxations), the
+    store is asked at once; made ahead, in a planned flow (the elastic flow's bulk relaxation), the job
+    ``keyed_sub_job`` asks when it runs. Outside a campaign (no parent key) ``maker``'s job runs as it is.
+    The planner keys the calculation by the wrapped Makers' settings: wrapping changes no key.
+    """
+
+    maker: Maker | None = None
+    task: str = "sub-job"
+    name: str = "keyed sub-job"
+
+    @property
+    def write_additional_data(self) -> dict:
+        """The wrapped Maker's extra files (atomate2 writes the deformation's transformations.json there)."""
+        return self.maker.write_additional_data
+
+    def make(self, structure, **kwargs):
+        if CURRENT_JOB.job is None:
+            return keyed_sub_job(self, structure, **kwargs)
+        parent = parent_key()
+        key = sub_key(parent, self.task, structure_fingerprint(structure)) if parent else None
+        found, stored = stored_output(key)
+        if not found:
+            new = self.maker.make(structure, **kwargs)
+            if key:
+                label_sub_job(new, key)
+            return new
+        out = _field(stored, "output")
+        new = stored_result({"structure": _field(stored, "structure"), "dir_name": _field(stored, "dir_name"),
+                             "output": {"stress": _field(out, "stress"), "energy": _field(out, "energy")}})
+        label_sub_job(new, None, task=f"stored {self.task}")
+        return new
+
+
+@job(name="keyed sub-job", config=JobConfig(expose_store=True))
+def keyed_sub_job(maker: KeyedSubJobMaker, structure, **kwargs):
+    """A ``KeyedSubJobMaker`` job planned ahead: keyed and looked up now that it runs and has its input."""
+    new = maker.make(structure, **kwargs)
+    return Response(replace=Flow([new], output=new.output))

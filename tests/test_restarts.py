@@ -318,3 +318,60 @@ def test_restarting_jobs_serialise_for_fireworks():
         back = MontyDecoder().process_decoded(json.loads(json.dumps(job, cls=MontyEncoder)))
         assert back.name == maker.name and back.config.expose_store
         assert type(back.function.__self__) is type(maker) and back.function.__self__.restarts == maker.restarts
+
+
+def test_elastic_resume_reruns_only_the_strained_relaxation_that_did_not_finish(tmp_path):
+    """The shear stage's elastic flow (CHGNet, Li2O primitive cell): its bulk and strained relaxations are keyed
+    sub-jobs. One strained relaxation and everything after it are removed (a run killed before the fit); the
+    resume computes that one relaxation only, hands the others on from the store, and fits the same tensor."""
+    from coatflow.launchers.config import CampaignConfig
+    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, run_plans
+    from coatflow.workflows.candidates import Candidate
+    from coatflow.workflows.schemas import StageResult
+
+    cfg = CampaignConfig(shear_modulus={"mlip_model": "chgnet"})
+    store = job_store()
+    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.62), ["Li", "O"],
+                                  [[0.25] * 3, [0, 0, 0]]).get_primitive_structure()
+    cand = Candidate("test-Li2O", "Li2O", "test", structure=s)
+    upstream = StageResult(material_id=cand.material_id, formula="Li2O", stage="interfacial_reactions",
+                           status="passed", structure=s)
+    stage = cfg.stage("shear_modulus")
+
+    def run():
+        plan = CandidatePlan(cand)
+        stage.plan(FunnelPlanner(cfg, store), plan, "upstream-key", upstream)
+        return run_plans([plan], store, tmp_path)
+
+    def keyed_relaxations():
+        docs = store.query({"metadata.coatflow.stage": "shear_modulus", "output": {"$ne": None}},
+                           properties=["uuid", "name", "metadata"])
+        return {d["metadata"]["coatflow"]["key"]: d for d in docs
+                if d["metadata"]["coatflow"].get("key") not in (None, d["metadata"]["coatflow"].get("flow"))
+                and d["metadata"]["coatflow"]["task"] == "elastic"}
+
+    first = run()
+    assert first.jobs_failed == 0, first.errors
+    verdict = store.query_one({"metadata.coatflow.task": "verdict"}, load=True)["output"]
+    relaxations = keyed_relaxations()
+    strained = [k for k, d in relaxations.items() if "bulk" not in d["name"].lower() and "/" in d["name"]]
+    assert len(relaxations) == len(strained) + 1 >= 3, [d["name"] for d in relaxations.values()]
+
+    # the run "killed" before the fit: one strained relaxation and every later document of the stage are gone
+    lost_key = strained[-1]
+    kept = {relaxations[k]["uuid"] for k in relaxations if k != lost_key}
+    later = [d["uuid"] for d in store.query({"metadata.coatflow.stage": "shear_modulus"}, properties=["uuid", "name"])
+             if d["uuid"] not in kept]
+    store.docs_store.remove_docs({"uuid": {"$in": later}})
+
+    second = run()
+    assert second.jobs_failed == 0, second.errors
+    after = keyed_relaxations()
+    assert set(after) == set(relaxations)  # the same keys, each stored once
+    assert {d["uuid"] for d in after.values()} - kept == {after[lost_key]["uuid"]}  # one relaxation computed again
+    handed_on = store.query({"metadata.coatflow.task": {"$regex": "^stored "}}, properties=["uuid"])
+    assert len(list(handed_on)) == len(kept)  # the others came from the store
+    again = store.query_one({"metadata.coatflow.task": "verdict"}, load=True)["output"]
+    print(f"elastic resume: first run {first.jobs_run} jobs, resume {second.jobs_run}; "
+          f"G_VRH {verdict['value']:.3f} -> {again['value']:.3f} GPa")
+    assert again["value"] == pytest.approx(verdict["value"], abs=1e-3)

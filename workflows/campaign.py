@@ -142,7 +142,9 @@ class FunnelPlanner:
         """(output, uuid): the stored output for ``key``, or a new job's output reference.
 
         Every job of a new Flow, including those it creates at run time, is labelled with the
-        material, stage, task and backend; only the job that produces the output carries ``key``.
+        material, stage, task and backend, and ``flow``: the key of the Flow it belongs to, from which the
+        sub-jobs it creates at run time derive their own keys (makers/restarts.py ``sub_key``). Only the job
+        that produces the output carries ``key``.
         """
         stored = self.stored(key)
         if stored is not None:
@@ -153,7 +155,8 @@ class FunnelPlanner:
              factory: Callable[[], Job | Flow]):
         """Add the job(s) ``factory`` makes, labelled, to the plan; (output reference, producer uuid)."""
         new = factory()
-        label = {"material_id": plan.candidate.material_id, "stage": stage, "task": task, "backend": backend}
+        label = {"material_id": plan.candidate.material_id, "stage": stage, "task": task, "backend": backend,
+                 "flow": key}
         new.update_metadata({"coatflow": label}, dynamic=True, callback_filter=_unlabelled)
         producer = _output_job(new)
         producer.metadata["coatflow"] = {**label, "key": key}
