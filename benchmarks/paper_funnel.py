@@ -13,7 +13,9 @@ candidates the stages before it did not fail, so the expensive ones run on the s
 wall time is that stage's; it is appended to ``OUT/stage_times.json`` after every candidate, so the time of a
 run that was killed is kept. Killed and rerun, the campaign's own keys find every finished job in the store:
 nothing done is redone. ``--stop-after`` (or the config's ``run.stop_after``) is the last stage to run, e.g.
-``interfacial_reactions`` for the cheap stages on the whole pool. ``--report-only`` prints from the store.
+``interfacial_reactions`` for the cheap stages on the whole pool. ``--together`` runs once up to that stage
+instead, so that each candidate goes on as soon as it is relaxed (a run cut short then has candidates at every
+stage; the time is recorded under the last stage). ``--report-only`` prints from the store.
 
 Printed: per stage, how many candidates reached it, passed, were not computed (with the commonest reasons;
 "no prototype" at bulk relax ends the funnel for that formula) and failed; the wall time of each stage summed
@@ -137,7 +139,7 @@ def report(config, stages: list[str], clock: StageClock) -> None:
         docs = list(stores.candidates.query({}, properties={"_id": 0}))
     finally:
         stores.close()
-    times = clock.totals()
+    times = clock.totals()  # a --together run's time sits under its last stage
     print(f"\n{len(docs)} Li-M-O ternaries of the MP snapshot")
     print(f"{'stage':24s} {'reached':>8s} {'passed':>7s} {'not comp.':>9s} {'failed':>7s} {'wall (s)':>9s} "
           f"{'jobs':>6s} {'runs':>5s}")
@@ -163,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-after", default=None, help="last stage to run (default: the config's run.stop_after, "
                                                            "else every stage)")
     parser.add_argument("--workers", type=int, default=None, help="run.workers of a new OUT/coatflow.yaml")
+    parser.add_argument("--together", action="store_true",
+                        help="one run up to the last stage: each candidate goes on as soon as it is relaxed (partial "
+                             "results sooner); its time is recorded under the last stage")
     parser.add_argument("--report-only", action="store_true", help="print from the store; run nothing")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "coatflow.yaml").write_text(text)
     clock = StageClock(out / "stage_times.json")
     if not args.report_only:
-        run_stages(config, stages, clock)
+        run_stages(config, stages[-1:] if args.together else stages, clock)
     report(config, stages, clock)
     return 0
 
