@@ -83,7 +83,8 @@ def test_bad_parameters_are_one_analysis_error():
 
 @pytest.mark.parametrize("argv, word", [(["--shear-modulus", "8", "-1"], "--shear-modulus -1"),
                                         (["--shear-modulus", "0"], "--shear-modulus 0"),
-                                        (["--shear-modulus", "8", "--time", "0"], "--time 0")])
+                                        (["--shear-modulus", "8", "--time", "0"], "--time 0"),
+                                        (["--shear-modulus", "8", "--ion-volume-ratio", "-1"], "--ion-volume-ratio -1")])
 def test_cli_bad_input_is_one_line_rc_2(argv, word, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["dendrite", *argv, "--out", str(out)]) == 2
