@@ -1,6 +1,6 @@
 """``coatflow dendrite``: Li deposition under a layer of given shear modulus (workflows/analysis/dendrite.py).
 
-    coatflow dendrite --shear-modulus 8 60 [--time 450] [--out DIR]
+    coatflow dendrite --shear-modulus 8 60 [--time 450] [--ion-volume-ratio 0.04] [--out DIR]
 
 prints, for each G, the tip and valley heights at the end (measured from the initial flat Li surface), their
 ratio and the roughness amplification (peak-to-valley amplitude at the end / at the start), and writes the
