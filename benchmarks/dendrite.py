@@ -7,7 +7,8 @@ Parts (all by default, in this order):
   halfspace    the FE interface stiffness against the half-space 4 G k (1 - nu) / (3 - 4 nu), and the model's
                mechanical operator against Ahmad & Viswanathan's closed form (flat interface, one mode)
   separation   the closed-form separation modulus G_sep(v) against Monroe & Newman's "about twice G_Li"
-  sweep        1..120 GPa at the default v (inorganic layer) and at v = 5 (pressure-driven regime), mesh 32x8
+  sweep        0.1..120 GPa at the default v (inorganic layer) and at v = 5 (pressure-driven regime), mesh 32x8
+               (about an hour: the runs just above the separation, 2.7-4 GPa, take thousands of steps)
   lgps         LGPS (8 GPa) vs 60 GPa on 64x16: docs/dendrite_lgps_vs_60.png and the numbers
   convergence  meshes 32x8, 64x16, 128x32 (--quick: two): capillarity only (mechanics off) at 1 s and 450 s,
                1 GPa (flattens) at 10 ms and 0.1 s, 8 GPa (roughens) at 5-20 us and its runaway time,
