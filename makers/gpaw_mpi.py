@@ -17,9 +17,10 @@ and GPAW keeps its own state between steps as it does serially (wave functions r
 Failures: an exception in GPAW that every rank raises (``KohnShamConvergenceError``) comes back to the job
 as that exception, so makers/restarts.py handles it as before. A signal in the job's process while the
 ranks compute (SIGTERM from ``scancel`` or the walltime, SIGALRM of a restart policy's time limit) stops the
-ranks (SIGTERM to their process group, SIGKILL 5 s later) and is raised in the job as before. Ranks that
-die (an exception on one rank only, a crash) end the request with ``RuntimeError`` and the tail of
-``gpaw_mpi.log``, the ranks' output, in the job folder.
+ranks (SIGTERM to mpiexec, which passes it on, SIGKILL 5 s later) and is raised in the job as before. Ranks
+that die (a crash, an exception on one rank only: that rank ends its process 60 s later) end the request with
+``RanksDied`` and the tail of ``gpaw_mpi.log``, the ranks' output, in the job folder. Idle ranks sleep (no MPI
+busy polling), so ranks kept between the steps of a job, or by a calculator after it, use no CPU.
 """
 
 from __future__ import annotations
@@ -236,6 +237,21 @@ def _tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return f"(no {path})"
     return " | ".join(text[-lines:]) or f"(empty {path})"
+
+
+@contextlib.contextmanager
+def serial_gpaw():
+    """GPAW in this process inside the block, whatever ``gpaw_ranks()`` says (code that needs a serial
+    calculator itself, e.g. GPAW's response functions)."""
+    old = os.environ.get(RANKS_ENV)
+    os.environ[RANKS_ENV] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(RANKS_ENV, None)
+        else:
+            os.environ[RANKS_ENV] = old
 
 
 def run_under_mpi(function, *args, **kwargs):

@@ -120,6 +120,29 @@ def test_relaxation_and_whole_function_on_two_ranks_match_serial(tmp_path, monke
     print(f"\n3-step cell relaxation of strained LiF: serial {e1:.6f} eV in {t1:.1f} s, 2 ranks {e2:.6f} eV in {t2:.1f} s")
 
 
+def fail_on_every_rank():
+    from gpaw.mpi import world
+
+    raise ValueError(f"coatflow test failure on rank {world.rank}")
+
+
+def test_a_failure_on_every_rank_reaches_the_job_as_itself(tmp_path, monkeypatch):
+    """(GPAW's KohnShamConvergenceError is such a failure: the SLURM test below sees it restarted.)"""
+    if not shutil.which("mpiexec"):
+        pytest.skip("no mpiexec")
+    pytest.importorskip("gpaw")
+    from coatflow.makers.gpaw_mpi import run_under_mpi
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COATFLOW_GPAW_RANKS", "2")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    for k, v in ROOT_MPI.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match="coatflow test failure on rank 0"):
+        run_under_mpi(fail_on_every_rank)
+    assert "coatflow test failure on rank 1" in (tmp_path / "gpaw_mpi.log").read_text()
+
+
 @pytest.fixture(scope="module")
 def slurm2(tmp_path_factory):
     why = missing() or (None if shutil.which("mpiexec") else "no mpiexec")
