@@ -118,8 +118,11 @@ def test_li2o_vacancy_hop_chgnet_through_planner(tmp_path):
     hop_doc = store.query_one({"name": {"$regex": "^neb hop"}}, load=True)
     assert hop_doc["metadata"]["coatflow"]["material_id"] == "test-Li2O"  # run-time jobs are labelled
     summary_doc = store.query_one({"name": {"$regex": "^migration summary"}}, properties=["metadata"])
-    assert summary_doc["metadata"]["coatflow"] == {"material_id": "test-Li2O", "stage": "migration_barrier",
-                                                   "task": "neb", "backend": "mlip"}  # labels, but not the stage key
+    label = summary_doc["metadata"]["coatflow"]
+    assert {k: v for k, v in label.items() if k != "flow"} == {
+        "material_id": "test-Li2O", "stage": "migration_barrier", "task": "neb", "backend": "mlip"}  # not the key
+    # ``flow``: the stage's key, which the job that produced the stage's output carries
+    assert store.query_one({"metadata.coatflow.key": label["flow"]}, properties=["uuid"]) is not None
     hop = hop_doc["output"]
     assert hop["climbing"] and hop["converged"] and hop["status"] == "converged"
     assert 0 < hop["climbing_image"] < len(hop["energy_profile"]) - 1

@@ -175,27 +175,35 @@ def test_chgnet_relaxation_stopped_by_its_walltime_goes_on_from_the_last_geometr
     assert abs(e_cut - e_whole) / len(s) < 1e-3  # same minimum, eV/atom
 
 
+def stage_runner(cfg, stage: str, structure: Structure, store: JobStore, folder):
+    """A function that plans ``stage`` of a Li2O candidate (after a passed interfacial verdict) from what
+    ``store`` holds and runs the plan: each call is one campaign run of that stage."""
+    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, run_plans
+    from coatflow.workflows.candidates import Candidate
+    from coatflow.workflows.schemas import StageResult
+
+    cand = Candidate("test-Li2O", "Li2O", "test", structure=structure)
+    upstream = StageResult(material_id=cand.material_id, formula="Li2O", stage="interfacial_reactions",
+                           status="passed", structure=structure)
+
+    def run():
+        plan = CandidatePlan(cand)
+        cfg.stage(stage).plan(FunnelPlanner(cfg, store), plan, "upstream-key", upstream)
+        return run_plans([plan], store, folder)
+
+    return run
+
+
 def test_neb_resume_reruns_only_the_hop_that_did_not_finish(tmp_path):
     """Two CHGNet hops; one hop's document and the stage's later documents are removed (a run killed after the
     first hop); the resume plans the stage again and runs one NEB job, not two."""
     from coatflow.launchers.config import CampaignConfig
-    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, run_plans
-    from coatflow.workflows.candidates import Candidate
-    from coatflow.workflows.schemas import StageResult
 
     cfg = CampaignConfig(migration_barrier={"hop_cutoff": 3.4, "rel_cutoff": None, "max_hops": 2, "min_size": 4.5,
                                             "n_images": 1, "fmax": 0.2, "steps": 60})
     store = job_store()
     s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.65), ["Li", "O"], [[0.25] * 3, [0, 0, 0]])
-    cand = Candidate("test-Li2O", "Li2O", "test", structure=s)
-    upstream = StageResult(material_id=cand.material_id, formula="Li2O", stage="interfacial_reactions",
-                           status="passed", structure=s)
-    stage = cfg.stage("migration_barrier")
-
-    def run():
-        plan = CandidatePlan(cand)
-        stage.plan(FunnelPlanner(cfg, store), plan, "upstream-key", upstream)
-        return run_plans([plan], store, tmp_path)
+    run = stage_runner(cfg, "migration_barrier", s, store, tmp_path)
 
     first = run()
     assert first.jobs_failed == 0, first.errors
@@ -325,23 +333,12 @@ def test_elastic_resume_reruns_only_the_strained_relaxation_that_did_not_finish(
     sub-jobs. One strained relaxation and everything after it are removed (a run killed before the fit); the
     resume computes that one relaxation only, hands the others on from the store, and fits the same tensor."""
     from coatflow.launchers.config import CampaignConfig
-    from coatflow.workflows.campaign import CandidatePlan, FunnelPlanner, run_plans
-    from coatflow.workflows.candidates import Candidate
-    from coatflow.workflows.schemas import StageResult
 
     cfg = CampaignConfig(shear_modulus={"mlip_model": "chgnet"})
     store = job_store()
     s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.62), ["Li", "O"],
                                   [[0.25] * 3, [0, 0, 0]]).get_primitive_structure()
-    cand = Candidate("test-Li2O", "Li2O", "test", structure=s)
-    upstream = StageResult(material_id=cand.material_id, formula="Li2O", stage="interfacial_reactions",
-                           status="passed", structure=s)
-    stage = cfg.stage("shear_modulus")
-
-    def run():
-        plan = CandidatePlan(cand)
-        stage.plan(FunnelPlanner(cfg, store), plan, "upstream-key", upstream)
-        return run_plans([plan], store, tmp_path)
+    run = stage_runner(cfg, "shear_modulus", s, store, tmp_path)
 
     def keyed_relaxations():
         docs = store.query({"metadata.coatflow.stage": "shear_modulus", "output": {"$ne": None}},
