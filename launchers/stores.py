@@ -54,7 +54,6 @@ from maggma.stores import GridFSStore, MongoStore
 if TYPE_CHECKING:
     from coatflow.launchers.config import CampaignConfig
 
-PASSWORD_ENV = "COATFLOW_MONGODB_PASSWORD"  # = config.PASSWORD_ENV (test_bad_inputs checks), importable from here
 JOBS, BLOBS, CANDIDATES, CACHE, MAPS = "jobs", "blobs", "candidates", "cache", "potential_maps"
 LOCKS, CLAIMS = "locks", "claims"  # MongoDB collections of the run lock and the key claims
 EMBEDDED_FILE, LOCK_FILE = "coatflow.sqlite", "coatflow.lock"

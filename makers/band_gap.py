@@ -49,15 +49,6 @@ class GpawBandGapMaker(Maker):
                           elapsed_time=time.perf_counter() - t0)
 
 
-def gap_of(output) -> float | None:
-    """The band gap (eV) in a band_gap job output: BandGapDoc (gpaw) or atomate2 TaskDoc (vasp)."""
-    if isinstance(output, dict):
-        return output.get("band_gap", (output.get("output") or {}).get("bandgap"))
-    if hasattr(output, "band_gap"):
-        return output.band_gap
-    return getattr(getattr(output, "output", None), "bandgap", None)
-
-
 @register("band_gap", "gpaw")
 def _gpaw_band_gap():
     return GpawBandGapMaker()

@@ -169,9 +169,3 @@ def test_input8_mongodb_user_without_password(refused, command):
     err = refused(MONGO_USER, command)
     assert "store.uri names the user 'coatflow' but COATFLOW_MONGODB_PASSWORD is not set" in err
     assert "cannot reach" not in err
-
-
-def test_one_name_for_the_password_variable():
-    from coatflow.launchers import config, stores
-
-    assert stores.PASSWORD_ENV == config.PASSWORD_ENV == "COATFLOW_MONGODB_PASSWORD"

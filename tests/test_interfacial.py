@@ -8,9 +8,10 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from coatflow.launchers.config import load_config
 from coatflow.launchers.stores import CampaignStores
-from coatflow.makers.band_gap import GpawBandGapMaker, gap_of
+from coatflow.makers.band_gap import GpawBandGapMaker
 from coatflow.workflows.candidates import example_candidates
 from coatflow.workflows.reference_data import competing_phases
+from coatflow.workflows.schemas.thermo import ProductGap
 
 
 def lialo2() -> Structure:
@@ -69,7 +70,7 @@ def test_gpaw_band_gap_of_an_insulator_and_a_metal(tmp_path):
     for name, s in (("Li2S", li2s), ("Li", li)):
         job = GpawBandGapMaker().make(s.get_primitive_structure())
         out = run_locally(job, root_dir=str(tmp_path), create_folders=True, log=False)
-        gaps[name] = gap_of(out[job.uuid][1].output)
+        gaps[name] = ProductGap.from_calc(out[job.uuid][1].output).band_gap
     assert 3.0 < gaps["Li2S"] < 3.7  # PBE: 3.4 eV (Alexandria 3.53)
     assert gaps["Li"] == 0.0
 
