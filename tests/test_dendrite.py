@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import li2o
+from conftest import li2o, lif
 
 from coatflow.launchers.cli import main
 from coatflow.workflows.analysis import AnalysisError
@@ -72,6 +72,28 @@ def test_soft_and_stiff_layers_swap_roles_with_the_ion_volume_ratio():
     # the pressure-driven regime (v > 1, Monroe & Newman's polymer case): the other way round
     stiff5, soft5 = amp(60e9, 5.0), amp(0.5e9, 5.0)
     assert stiff5.stopped is None and stiff5.amplification < 1 and soft5.stopped and soft5.times[-1] < 1e-6
+
+
+def test_li_ion_volume_ratio_from_the_shannon_radius_at_the_li_coordination():
+    import math
+
+    from pymatgen.core import Lattice, Structure
+
+    from coatflow.workflows.analysis.dendrite import li_ion_volume_ratio, li_shannon_radius
+
+    # antifluorite Li2O: every Li tetrahedral (IV, 0.59 A): v = N_A (4 pi/3) r^3 / 13.0 cm3/mol
+    o = li_ion_volume_ratio(li2o())
+    assert o.coordinations == (4, 4) and o.radii == (0.59, 0.59) and not o.interpolated
+    assert o.ratio == pytest.approx(6.02214076e23 * 4 * math.pi / 3 * (0.59e-10) ** 3 / 13.0e-6,
+                                    rel=1e-9)
+    assert o.ratio == pytest.approx(0.0399, abs=1e-4)
+    f = li_ion_volume_ratio(lif())  # rocksalt: octahedral (VI, 0.76 A)
+    assert f.coordinations == (6,) and f.ratio == pytest.approx(0.0852, abs=1e-4)
+    # a coordination pymatgen's table lacks: the straight line through IV, VI, VIII, flagged as such
+    r5, fitted = li_shannon_radius(5)
+    assert fitted and 0.59 < r5 < 0.76 and li_shannon_radius(6) == (0.76, False)
+    with pytest.raises(AnalysisError, match="no Li site"):
+        li_ion_volume_ratio(Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
 
 
 def test_bad_parameters_are_one_analysis_error():
@@ -141,6 +163,10 @@ def test_stage_enabled_plans_one_verdict_keyed_on_the_shear_verdict():
     (key, name, job), = planner.gated
     assert name == "dendrite_suppression" and key.startswith("shear-key|dendrite_suppression")
     assert job.function_args[1:3] == (60.0, 80.0)
+    # a configured v is a setting: it changes the stage's key (and only the stage's)
+    other = _Planner()
+    DendriteSuppressionStage(enabled=True, time=3e-5, nx=16, ny=4, ion_volume_ratio=0.1).plan(other, _Plan(), "up", Shear)
+    assert other.gated[0][0] != key and other.gated[0][0].startswith("shear-key|dendrite_suppression")
 
 
 def test_verdict_is_informative_unless_a_threshold_is_set():
@@ -148,6 +174,14 @@ def test_verdict_is_informative_unless_a_threshold_is_set():
     settings = {"time": 3e-5, "nx": 16, "ny": 4, "amplification_max": None}
     soft = dendrite_verdict.original(IDENT, 0.5, 1.0, s, settings)
     assert isinstance(soft.output, DendriteSuppressionResult) and soft.output.status == "passed"
+    # v is the candidate's own (Li2O: tetrahedral Li, 0.040) unless the config sets it
+    assert soft.output.details.ion_volume_ratio == pytest.approx(0.03985, abs=1e-5)
+    assert soft.output.details.li_coordination == 4 and "CrystalNN" in soft.output.details.ion_volume_source
+    forced = dendrite_verdict.original(IDENT, 0.5, 1.0, s, {**settings, "ion_volume_ratio": 5.0})
+    assert forced.output.details.ion_volume_ratio == 5.0 and "config" in forced.output.details.ion_volume_source
+    assert forced.output.details.stopped  # v = 5: a 0.5 GPa layer is the unstable side (runaway at once)
+    nostruct = dendrite_verdict.original(IDENT, 8.0, 20.0, None, settings)
+    assert nostruct.output.status == "not_computed" and "ion_volume_ratio" in nostruct.output.reason
     assert soft.output.value < 1 and soft.output.criterion == "informative" and soft.output.structure == s
     lgps = dendrite_verdict.original(IDENT, 8.0, 20.0, s, settings)
     assert lgps.output.status == "passed" and lgps.output.value > 1  # informative: passes although it roughens

@@ -523,6 +523,83 @@ def _galvanostatic_potential(base: np.ndarray, ds: np.ndarray, f: float, i0: flo
     return 0.5 * (lo + hi)
 
 
+# -- the Li+ volume ratio of a layer from its structure ---------------------------------------------------------
+
+AVOGADRO = 6.02214076e23  # 1/mol
+_ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 7: "VII", 8: "VIII", 9: "IX", 10: "X", 11: "XI",
+          12: "XII"}
+
+
+@dataclass(frozen=True)
+class IonVolume:
+    """The Li+ partial molar volume of a layer, from the Shannon radius of Li+ at each Li site's coordination."""
+
+    ratio: float  # v = V_Li+ / V_m
+    volume: float  # m^3/mol, V_Li+ (site average)
+    coordinations: tuple[int, ...]  # coordination number of each Li site
+    radii: tuple[float, ...]  # Angstrom, the Shannon radius used for each Li site
+    interpolated: tuple[int, ...] = ()  # coordinations that pymatgen's Shannon table lacks (radius from the fit)
+
+    @property
+    def mean_coordination(self) -> float:
+        return float(np.mean(self.coordinations))
+
+
+def li_shannon_radius(cn: int) -> tuple[float, bool]:
+    """Shannon ionic radius (Angstrom) of Li+ at coordination number ``cn``, and whether it was interpolated.
+
+    pymatgen's table (Shannon, Acta Cryst. A32, 751 (1976)) has Li+ at IV, VI and VIII (0.59, 0.76, 0.92).
+    Other coordinations take the least-squares straight line through those three points, the construction
+    Ahmad et al. (ACS Cent. Sci. 4, 996 (2018)) use for every coordination number.
+    """
+    from pymatgen.core import Species
+
+    li = Species("Li", 1)
+    if cn < 1:
+        raise AnalysisError(f"Li+ Shannon radius: coordination number {cn} is not positive")
+    try:
+        return float(li.get_shannon_radius(_ROMAN.get(cn, ""))), False
+    except KeyError:
+        pass
+    table = [(n, float(li.get_shannon_radius(r))) for n, r in _ROMAN.items() if _has_radius(li, r)]
+    slope, intercept = np.polyfit([n for n, _ in table], [r for _, r in table], 1)
+    return float(slope * cn + intercept), True
+
+
+def _has_radius(species, roman: str) -> bool:
+    try:
+        species.get_shannon_radius(roman)
+        return True
+    except KeyError:
+        return False
+
+
+def li_ion_volume_ratio(structure, molar_volume: float = DendriteParams().molar_volume) -> IonVolume:
+    """v = V_Li+ / V_m for a layer (pymatgen Structure), after Ahmad et al., ACS Cent. Sci. 4, 996 (2018).
+
+    Each Li site's coordination number comes from pymatgen's CrystalNN, its radius r from the Shannon table
+    (``li_shannon_radius``); V_Li+ = N_A (4 pi / 3) r^3 averaged over the Li sites, divided by Li metal's molar
+    volume. Ahmad et al.'s code averages the (Voronoi) coordination number first and takes one radius; averaging
+    the volume per site differs from that only where the Li sites differ. Li2O (tetrahedral Li): 0.040.
+    """
+    from pymatgen.analysis.local_env import CrystalNN
+
+    sites = [i for i, site in enumerate(structure) if site.specie.symbol == "Li"]
+    if not sites:
+        raise AnalysisError(f"{structure.composition.reduced_formula}: no Li site to take the Li+ volume from")
+    nn = CrystalNN()
+    cns = tuple(int(nn.get_cn(structure, i)) for i in sites)
+    radii, interpolated = [], []
+    for cn in cns:
+        r, fitted = li_shannon_radius(cn)
+        radii.append(r)
+        if fitted:
+            interpolated.append(cn)
+    volume = float(np.mean([4 * math.pi / 3 * (r * 1e-10) ** 3 * AVOGADRO for r in radii]))
+    return IonVolume(ratio=volume / molar_volume, volume=volume, coordinations=cns, radii=tuple(radii),
+                     interpolated=tuple(sorted(set(interpolated))))
+
+
 def sweep(shear_moduli, params: DendriteParams = DendriteParams(), **kw) -> list[DendriteResult]:
     """One run per layer shear modulus (Pa)."""
     return [run(replace(params, shear_modulus=float(G)), **kw) for G in shear_moduli]

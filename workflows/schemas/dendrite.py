@@ -12,6 +12,9 @@ class DendriteSuppressionDetails(BaseModel):
 
     g_vrh: float | None = Field(None, description="GPa, the layer's shear modulus (the shear stage's G_VRH)")
     poisson: float | None = Field(None, description="the layer's Poisson ratio, from K_VRH and G_VRH")
+    ion_volume_ratio: float | None = Field(None, description="v = V_Li+/V_Li, the layer's Li+ partial molar volume over Li metal's")
+    li_coordination: float | None = Field(None, description="mean coordination number of the Li sites (when v is from the structure)")
+    ion_volume_source: str | None = Field(None, description="where v comes from: the structure or the config")
     time: float | None = Field(None, description="s, growth time asked for")
     time_reached: float | None = Field(None, description="s, growth time reached (less when the run stopped)")
     tip_height: float | None = Field(None, description="nm above the initial flat Li surface, at the end")
