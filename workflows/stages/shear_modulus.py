@@ -1,4 +1,10 @@
-"""Stage 6, shear modulus: G_VRH from the elastic tensor (a stiff coating suppresses Li dendrites).
+"""Stage 6, shear modulus: G_VRH from the elastic tensor.
+
+The anode-coating paper's reason for the gate is that a stiff coating suppresses Li dendrites (its 35 GPa
+threshold). That is the paper's claim, not this project's finding: with the sources' mechanics (Monroe & Newman
+2005 as generalised by Ahmad & Viswanathan 2017), a layer whose Li+ takes little volume (v = V_Li+/V_Li << 1,
+every inorganic coating) is stable only when softer than about 0.7 G_Li, and a stiffer one roughens faster
+(docs/dendrite.md; the optional ``dendrite_suppression`` stage shows it per candidate).
 
 The elastic tensor comes from the backend's elastic Maker (makers/elastic.py: atomate2's force-field or
 VASP elastic flow), the moduli from workflows/analysis/elastic.py, the verdict document from
