@@ -21,7 +21,7 @@ from coatflow.workflows.analysis import thermo
 from coatflow.workflows.candidates import Candidate, example_candidates, example_structures, predicted_candidate
 from coatflow.workflows.cathode_phases import cathode_phases, cathode_phases_for, coating_structures
 from coatflow.workflows.errors import CoatflowError
-from coatflow.workflows.phase_diagrams import LOCAL_SCALE
+from coatflow.workflows.phase_diagrams import LOCAL_SCALE, database_entries_on_scale
 from coatflow.workflows.programmes import ALL_STAGE_NAMES, stages_of
 from coatflow.workflows.schemas.cathode_coating import CathodeCompatibilityDetails, CathodeCompatibilityResult
 from coatflow.workflows.schemas.thermo import (
@@ -259,3 +259,40 @@ def test_sulfide_pairs_without_li_metal_are_classified():
     assert set(with_li.pairs) == {"LiNbO3 | Li", "LiNbO3 | Li3PS4", "Li | Li3PS4"}
     assert with_li.pairs["LiNbO3 | Li3PS4"].reaction_energy == pair.reaction_energy
     assert thermo.scale_of(data.snapshot_entries(["Li", "O"])[0]) == "MP-snapshot"
+
+
+def _coating_map():
+    """benchmarks/cathode_coating_map.py as a module (its ranked table runs the stages' own verdict jobs)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cathode_coating_map.py"
+    spec = importlib.util.spec_from_file_location("cathode_coating_map", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_coating_without_a_structure_gets_the_formula_level_verdicts():
+    """Li3BO3 has no structure (no prototype, nothing bundled); on the snapshot the formula-level stages still
+    judge it, each by its own verdict job; it stops where the funnel would (the window, at the defaults)."""
+    m = _coating_map()
+    assert (m.structure_of("Li3BO3"), m.structure_of("LiNbO3"), m.structure_of("Li3PO4")) == (None, "prototype",
+                                                                                                "bundled")
+    default = m.formula_verdicts("Li3BO3", CampaignConfig(programme="cathode_coating"))
+    assert list(default) == ["database_filter", "phase_stability", "stability_window"]
+    assert default["stability_window"].status == "failed" and default["phase_stability"].status == "passed"
+    opened = CampaignConfig(programme="cathode_coating", stability_window={"oxidation_limit_min": 0,
+                                                                           "reduction_limit_max": 5},
+                            cathode_compatibility={"cathodes": ["LiCoO2"]},
+                            interfacial_reactions={"electrolytes": ["Li3PS4"]})
+    v = m.formula_verdicts("Li3BO3", opened)
+    assert list(v) == list(m.FORMULA_STAGES) and all(r.status != "not_computed" for r in v.values())
+    cand, entries = database_entries_on_scale(None, _source("Li3BO3", ()))
+    w = thermo.stability_window(cand, entries)
+    assert (v["stability_window"].details.reduction_limit, v["stability_window"].details.oxidation_limit) == \
+        pytest.approx((w.reduction_limit, w.oxidation_limit))
+    pool = data.snapshot_entries({"Li", "B", "O", "Co"})
+    pairs = cathode_pairs("Li3BO3", LCO, pool)
+    assert v["cathode_compatibility"].value == pytest.approx(min(p.reaction_energy for p in pairs.values()))
+    assert set(v["interfacial_reactions"].details.pairs) == {"Li3BO3 | Li3PS4"}
