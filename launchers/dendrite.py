@@ -1,6 +1,6 @@
 """``coatflow dendrite``: Li deposition under a layer of given shear modulus (workflows/analysis/dendrite.py).
 
-    coatflow dendrite --shear-modulus 8 60 [--time 450] [--ion-volume-ratio 0.04] [--out DIR]
+    coatflow dendrite --shear-modulus 8 60 [--time 450] [--ion-volume-ratio 0.04] [--kinetics potential] [--out DIR]
 
 prints, for each G, the tip and valley heights at the end (measured from the initial flat Li surface), their
 ratio and the roughness amplification (peak-to-valley amplitude at the end / at the start), and writes the
@@ -27,6 +27,9 @@ def add_parser(sub) -> None:
     sp.add_argument("--ion-volume-ratio", type=float, default=DendriteParams().ion_volume_ratio, metavar="V",
                     help="V_Li+ / V_Li, the Li+ partial molar volume in the layer over Li metal's (default "
                          f"{DendriteParams().ion_volume_ratio:g}: an inorganic layer; > 1: the pressure-driven regime)")
+    sp.add_argument("--kinetics", choices=("potential", "exchange"), default="potential",
+                    help="how the mechanical and capillary term enters Butler-Volmer: a shift of the equilibrium "
+                         "potential (default) or a factor on the exchange current (docs/dendrite.md, equation (5))")
     sp.add_argument("--mesh", type=int, nargs=2, default=(32, 8), metavar=("NX", "NY"),
                     help="surface nodes per period and element layers per solid (default 32 8; docs/dendrite.md: mesh convergence)")
     sp.add_argument("--out", default="dendrite", help="folder for dendrite_profiles.png (default ./dendrite)")
@@ -94,7 +97,8 @@ def plot_profiles(results: list[tuple[float, DendriteResult]], path: Path, title
 def handle(args) -> int:
     check_inputs(args.shear_modulus, args.time, args.poisson, args.mesh, args.ion_volume_ratio)
     mesh = Mesh(nx=args.mesh[0], ny=args.mesh[1])
-    base = replace(DendriteParams(), poisson=args.poisson, ion_volume_ratio=args.ion_volume_ratio)
+    base = replace(DendriteParams(), poisson=args.poisson, ion_volume_ratio=args.ion_volume_ratio,
+                   kinetics=args.kinetics)
     print(HEADER)
     results = []
     for g in args.shear_modulus:

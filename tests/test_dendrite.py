@@ -96,9 +96,27 @@ def test_li_ion_volume_ratio_from_the_shannon_radius_at_the_li_coordination():
         li_ion_volume_ratio(Structure(Lattice.cubic(4.2), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
 
 
+def test_exchange_current_kinetics_same_signs_slower_rates():
+    # the alternative coupling (docs/dendrite.md, equation (5)): dmu scales the exchange current instead of
+    # shifting the equilibrium potential. Without mechanics a flat surface still grows at the Faraday rate;
+    # with them the signs are those of the default form, the rates far slower (no local stripping current)
+    flat = run(replace(DendriteParams(), cap_height=0.0, mechanics=False, kinetics="exchange"), total_time=450.0,
+               mesh=COARSE)
+    assert flat.mean_height == pytest.approx(flat.faraday_height, rel=1e-9) and flat.amplitude < 1e-6 * flat.mean_height
+
+    def amp(g, kinetics):
+        return run(replace(DendriteParams(), shear_modulus=g, kinetics=kinetics), total_time=1e-5, mesh=COARSE)
+
+    soft_x, lgps_x, lgps_p = amp(0.5e9, "exchange"), amp(8e9, "exchange"), amp(8e9, "potential")
+    assert soft_x.amplification < 1 < lgps_x.amplification
+    assert 10 * (lgps_x.amplification - 1) < lgps_p.amplification - 1
+
+
 def test_bad_parameters_are_one_analysis_error():
     with pytest.raises(AnalysisError, match="shear_modulus"):
         run(replace(DendriteParams(), shear_modulus=-1.0), total_time=1.0, mesh=COARSE)
+    with pytest.raises(AnalysisError, match="kinetics"):
+        run(replace(DendriteParams(), kinetics="tafel"), total_time=1.0, mesh=COARSE)
     with pytest.raises(AnalysisError, match="growth time"):
         run(DendriteParams(), total_time=0.0, mesh=COARSE)
 

@@ -20,6 +20,8 @@ period, i.e. a row of identical caps). Each time step:
    dmu = dmu_mech + (V_m + V_Li+)/2 * gamma * kappa   (J/mol; > 0 opposes deposition),
    i = i0 * [exp(-alpha f (eta + dmu/F)) - exp((1 - alpha) f (eta + dmu/F))], eta = Phi_Li - phi_e, f = F/RT,
    with the Li potential Phi_Li set by the galvanostatic condition (integral of i over the surface = i_app * W);
+   ``kinetics="exchange"`` puts dmu into the exchange current instead, i0 -> i0 exp(-(1 - alpha) dmu/RT) on both
+   branches (which of the two the sources use was not verified: docs/dendrite.md, equation (5));
 5. the surface moves along its normal at v_n = i V_m / F (dh/dt = v_n sqrt(1 + h_x^2)), backward Euler in h
    (Newton on h and Phi_Li, the stiffness operators and the potential of the step frozen), adaptive step.
 
@@ -66,6 +68,10 @@ class DendriteParams:
     ion_volume_ratio: float = 0.04  # v = V_Li+ / V_m: Li+ partial molar volume in the layer over Li metal's
     mechanics: bool = True  # the elastic term of the driving force
     capillarity: bool = True  # the (V_m + V_Li+)/2 * gamma * kappa term
+    # how dmu enters Butler-Volmer: "potential", a shift of the equilibrium potential by dmu/F (both branches,
+    # opposite factors); "exchange", a factor exp(-(1 - alpha) dmu/RT) on the exchange current (both branches,
+    # the same factor). docs/dendrite.md, equation (5): which one the sources use was not verified.
+    kinetics: str = "potential"
 
     def check(self) -> None:
         """Raise AnalysisError naming the first unphysical parameter."""
@@ -81,6 +87,8 @@ class DendriteParams:
         if self.transfer_coefficient != 0.5:
             raise AnalysisError("dendrite model: only the symmetric transfer coefficient 0.5 is implemented "
                                 "(the time step inverts Butler-Volmer in closed form)")
+        if self.kinetics not in ("potential", "exchange"):
+            raise AnalysisError(f"dendrite model: kinetics must be 'potential' or 'exchange', got {self.kinetics!r}")
         if not (math.isfinite(self.ion_volume_ratio) and self.ion_volume_ratio >= 0):
             raise AnalysisError(f"dendrite model: ion_volume_ratio must be >= 0, got {self.ion_volume_ratio}")
         if self.surface_energy < 0 or self.cap_height < 0:
@@ -409,7 +417,7 @@ def run(params: DendriteParams, total_time: float = 450.0, mesh: Mesh = Mesh(), 
         k = p.molar_volume * f / FARADAY  # X per Pa: f * V_m / F
         while True:
             dt = min(dt, total_time - t, (snaps[next_snap] - t) if next_snap < len(snaps) else dt)
-            sol = _implicit_step(h, Phi, phi, A, g, ds, dt, c, k, f, i0, a, iapp, W, dx)
+            sol = _implicit_step(h, Phi, phi, A, g, ds, dt, c, k, f, i0, a, iapp, W, dx, p.kinetics == "exchange")
             if sol is not None:
                 break
             dt /= 2
@@ -418,6 +426,9 @@ def run(params: DendriteParams, total_time: float = 450.0, mesh: Mesh = Mesh(), 
         if sol is None:
             stopped = (f"runaway growth at t = {t:.3g} s: the time step fell below {min_dt:g} s (the surface "
                        "sharpens faster than the model resolves)")
+            if p.kinetics == "exchange":  # there the step also fails where e^(|dmu|/2RT) outruns the lagged potential
+                stopped = (f"no converged step at t = {t:.3g} s, down to {min_dt:g} s (exchange kinetics: runaway "
+                           "sharpening, or current concentrated beyond what the lagged ionic potential resolves)")
             break
         h_new, Phi, i_s, iters = sol
         change = np.abs((h_new - h_new.mean()) - (h - h.mean())).max()  # of the shape: a uniform advance is free
@@ -453,29 +464,52 @@ def run(params: DendriteParams, total_time: float = 450.0, mesh: Mesh = Mesh(), 
                           wall_time=_time.perf_counter() - t0, stopped=stopped, history=history)
 
 
-def _implicit_step(h, Phi, phi, A, g, ds, dt, c, k, f, i0, a, iapp, W, dx):
+def _implicit_step(h, Phi, phi, A, g, ds, dt, c, k, f, i0, a, iapp, W, dx, exchange=False):
     """Backward Euler: (h_new, Phi, i, Newton iterations) or None when Newton does not converge.
 
-    The kinetics are solved in inverse form, X_j = -2 asinh(i_j / (2 i0)) with i_j = (h_j - h_old_j) / (dt c g_j)
-    (exact for the symmetric transfer coefficient 0.5): the driving force X is linear in h and the inverse is
-    logarithmic, so a damped Newton converges in a few iterations even when the elastic term is hundreds of RT/F;
-    the galvanostatic condition is linear in h.
+    The kinetics are solved in inverse form (exact for the symmetric transfer coefficient 0.5), with
+    m = dmu/RT = k (A h) and i_j = (h_j - h_old_j) / (dt c g_j):
+    "potential" kinetics, f (Phi - phi_j) + m_j + 2 asinh(i_j / (2 i0)) = 0;
+    "exchange" kinetics (i0 -> i0 exp(-m/2)), f (Phi - phi_j) + 2 asinh(i_j exp(m_j/2) / (2 i0)) = 0.
+    The driving force is linear in h and the inverse logarithmic, so a damped Newton converges in a few
+    iterations even when the elastic term is hundreds of RT/F; the galvanostatic condition is linear in h.
     """
     n = len(h)
     total = iapp * W
     scale = 1.0 / (dt * c * g)  # i_j = scale_j * (h_j - h_old_j)
 
+    def half_m(z):  # m/2, clipped so that exp stays finite
+        return np.clip(0.5 * k * (A @ z[:n]), -700.0, 700.0)
+
     def residual(z):
         i = scale * (z[:n] - h)
-        return np.append(f * (z[n] - phi) + k * (A @ z[:n]) + 2 * np.arcsinh(i / (2 * i0)), (ds @ i - total) / total)
+        if exchange:
+            kin = 2 * np.arcsinh(i * np.exp(half_m(z)) / (2 * i0))
+        else:
+            kin = k * (A @ z[:n]) + 2 * np.arcsinh(i / (2 * i0))
+        return np.append(f * (z[n] - phi) + kin, (ds @ i - total) / total)
 
-    Phi = _galvanostatic_potential(-phi + k / f * (A @ h), ds, f, i0, a, total, Phi)
-    z = np.append(h + dt * c * iapp * g, Phi)
+    if exchange:
+        # start from the current distribution of the old surface (it may be concentrated on a few nodes by
+        # factors e^(|m|/2) of 1e30 and more; a uniform start is then far outside Newton's reach)
+        pref = np.exp(-half_m(np.append(h, 0.0)))
+        Phi = _galvanostatic_potential(-phi, ds, f, i0, a, total, Phi, prefactor=pref)
+        z = np.append(h + dt * c * g * pref * _bv(f * (Phi - phi), i0, a)[0], Phi)
+    else:
+        Phi = _galvanostatic_potential(-phi + k / f * (A @ h), ds, f, i0, a, total, Phi)
+        z = np.append(h + dt * c * iapp * g, Phi)
     r = residual(z)
     for it in range(1, 80):
-        u = scale * (z[:n] - h) / (2 * i0)
         J = np.zeros((n + 1, n + 1))
-        J[:n, :n] = k * A + np.diag(scale / (i0 * np.sqrt(1 + u * u)))
+        if exchange:
+            e = np.exp(half_m(z))
+            i = scale * (z[:n] - h)
+            u = i * e / (2 * i0)
+            # d/dh_l of 2 asinh(u_j): 2 / sqrt(1 + u_j^2) * (scale_j e_j delta_jl + i_j e_j k A_jl / 2) / (2 i0)
+            J[:n, :n] = (1 / (i0 * np.sqrt(1 + u * u)))[:, None] * (np.diag(scale * e) + (0.5 * k * i * e)[:, None] * A)
+        else:
+            u = scale * (z[:n] - h) / (2 * i0)
+            J[:n, :n] = k * A + np.diag(scale / (i0 * np.sqrt(1 + u * u)))
         J[:n, n] = f
         J[n, :n] = ds * scale / total
         J[:, :n] *= dx  # unknowns h / dx and Phi: columns of comparable size
@@ -488,13 +522,18 @@ def _implicit_step(h, Phi, phi, A, g, ds, dt, c, k, f, i0, a, iapp, W, dx):
         if not np.all(np.isfinite(step)):
             return None
         norm = np.abs(r).max()
-        lam = 1.0
+        # exchange kinetics: m enters an exponential, so a long trial step can overflow it; hold each Newton
+        # step to one cell (a trust region; the converged solution is unchanged)
+        lam = min(1.0, dx / max(np.abs(step[:n]).max(), 1e-300)) if exchange else 1.0
         while True:  # backtracking: the full step may overshoot across the asinh's knee
             trial = z + lam * step
-            r_trial = residual(trial)
+            with np.errstate(over="ignore", invalid="ignore"):
+                r_trial = residual(trial)
             if np.abs(r_trial).max() < (1 - 1e-4 * lam) * norm or lam < 1e-3:
                 break
             lam /= 2
+        if not np.all(np.isfinite(r_trial)):
+            return None
         z, r = trial, r_trial
         if np.abs(lam * step[:n]).max() < 1e-7 * dx and np.abs(r[:n]).max() < 1e-6:
             return z[:n], z[n], scale * (z[:n] - h), it
@@ -502,10 +541,11 @@ def _implicit_step(h, Phi, phi, A, g, ds, dt, c, k, f, i0, a, iapp, W, dx):
 
 
 def _galvanostatic_potential(base: np.ndarray, ds: np.ndarray, f: float, i0: float, a: float, total: float,
-                             guess: float) -> float:
-    """The Li potential Phi at which the surface, with X = f (Phi + base), carries ``total`` (bisection)."""
+                             guess: float, prefactor: np.ndarray | float = 1.0) -> float:
+    """The Li potential Phi at which the surface, with X = f (Phi + base) and the exchange current scaled by
+    ``prefactor``, carries ``total`` (bisection)."""
     def excess(P):
-        return ds @ _bv(f * (P + base), i0, a)[0] - total
+        return ds @ (prefactor * _bv(f * (P + base), i0, a)[0]) - total
 
     lo, hi = guess - 0.05, guess + 0.05
     while excess(lo) < 0:  # current decreases with Phi
