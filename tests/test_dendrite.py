@@ -110,6 +110,10 @@ def test_exchange_current_kinetics_same_signs_slower_rates():
     soft_x, lgps_x, lgps_p = amp(0.5e9, "exchange"), amp(8e9, "exchange"), amp(8e9, "potential")
     assert soft_x.amplification < 1 < lgps_x.amplification
     assert 10 * (lgps_x.amplification - 1) < lgps_p.amplification - 1
+    # small roughness (|dmu| << RT): linear, the rates differ by 2 i0 cosh(X0/2) / i_app = 20.0 exactly
+    small = [run(replace(DendriteParams(), shear_modulus=1e9, cap_height=1e-11, kinetics=kin), total_time=2e-4,
+                 mesh=COARSE, dt_max=4e-6) for kin in ("potential", "exchange")]
+    assert (small[0].amplification - 1) / (small[1].amplification - 1) == pytest.approx(20.0, rel=0.05)
 
 
 def test_bad_parameters_are_one_analysis_error():
