@@ -5,8 +5,10 @@ verdicts' details, the NEB hops, surface and defect documents, the potential map
 the competing phases) and writes ``out_dir/index.html`` plus every figure as PNG and SVG (matplotlib, Agg).
 Nothing is recomputed: each figure plots stored numbers; a phase diagram (pymatgen ``PhaseDiagram`` +
 ``PDPlotter``) and the reaction-energy curve of a pair (``InterfacialReactivity.get_kinks``) are built from
-the stored relaxed energies, on the entries the stages used. A figure whose data is not stored is left out,
-with one line saying why (on the page and on stdout).
+the stored relaxed energies, on the entries the stages used. In a cathode-coating campaign the reaction map
+(figure 11) lays out the stored pair energies of the cathode_compatibility and interfacial_reactions verdicts,
+coating against cathode state and electrolyte, with a table of the products beside it. A figure whose data is not
+stored is left out, with one line saying why (on the page and on stdout).
 
 Each figure has a ``*_data`` function returning the arrays it plots (tests compare them with the store) and
 a ``draw_*`` function drawing exactly those arrays. The page's table is the ranked table of
@@ -30,6 +32,7 @@ matplotlib.use("Agg")  # headless: the report never opens a window
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 from jobflow import OutputReference  # noqa: E402
 from pymatgen.core import Composition  # noqa: E402
 
@@ -44,7 +47,10 @@ from coatflow.workflows.reference_data import competing_phases, data_path, snaps
 from coatflow.workflows.programmes import ALL_STAGES as STAGES  # noqa: E402
 
 COLORS = {"passed": "tab:green", "failed": "tab:red", "not_computed": "tab:orange"}
-CLASS_COLORS = {"insulating": "tab:green", "metallic": "tab:red", "mixed": "tab:purple", "unknown": "tab:gray"}
+#: the product classes of ``thermo.conduction_class`` (docs/cathode_coating.md); "conducting": a stored document from
+#: before the split (``PairReaction.product_class``), metallic or mixed-conducting
+CLASS_COLORS = {"insulating": "tab:green", "metallic": "tab:red", "mixed-conducting": "tab:purple",
+                "conducting": "tab:red", "unknown": "tab:gray"}
 
 
 class Missing(Exception):
@@ -295,13 +301,6 @@ def draw_windows(d: dict) -> Figure:
 # --- 4. interfacial reactions -------------------------------------------------------------------------
 
 
-def product_class(formula: str, gap: float | None, gap_min: float | None) -> str:
-    """insulating | mixed (a gap below the threshold) | metallic (an elemental metal or no gap) | unknown
-    (``thermo.conduction_class``)."""
-    c = thermo.conduction_class(formula, gap, gap_min)
-    return "mixed" if c == "mixed-conducting" else c
-
-
 def interfacial_data(row: dict, inputs: ThermoInputs | None) -> dict:
     """Per computed pair: the stored most exothermic point and products, and the reaction-energy curve
     (InterfacialReactivity kinks on the stored relaxed energies the stage used)."""
@@ -333,7 +332,7 @@ def interfacial_data(row: dict, inputs: ThermoInputs | None) -> dict:
         pg = {**gaps, **{k: v for k, v in (p.get("product_gaps") or {}).items() if v is not None}}
         out[name] = {"mixing_ratio": p["mixing_ratio"], "reaction_energy": p["reaction_energy"],
                      "reaction": p.get("reaction"), "products": prods,
-                     "classes": {f: product_class(f, pg.get(f), gap_min) for f in prods},
+                     "classes": {f: thermo.conduction_class(f, pg.get(f), gap_min) for f in prods},
                      "stored_class": p.get("product_class") or {}, "curve": curve}
     return {"material_id": row["material_id"], "formula": row["formula"], "pairs": out, "gap_min": gap_min,
             "gaps": gaps}
@@ -351,7 +350,7 @@ def draw_interfacial(d: dict) -> Figure:
             ax.plot(c["x"], c["energy"], "o-", color="navy", ms=4, zorder=1)
             for x, e, prods in zip(c["x"], c["energy"], c["products"]):
                 if e < -1e-6:
-                    cls = [product_class(f, d["gaps"].get(f), d["gap_min"]) for f in prods]
+                    cls = [thermo.conduction_class(f, d["gaps"].get(f), d["gap_min"]) for f in prods]
                     ax.annotate(", ".join(prods), (x, e), xytext=(0, -12), textcoords="offset points", fontsize=6,
                                 ha="center", color=CLASS_COLORS[_worst(cls)])
         ax.scatter([p["mixing_ratio"]], [p["reaction_energy"]], marker="*", s=160, color="red", zorder=3)
@@ -368,13 +367,13 @@ def draw_interfacial(d: dict) -> Figure:
     for ax in axes[n:]:
         ax.set_visible(False)
     fig.suptitle(f"Interfacial reactions of {d['formula']} ({d['material_id']}); ★ stored minimum; products: "
-                 "green insulating, purple mixed, red metallic, grey unknown", fontsize=9)
+                 "green insulating, purple mixed-conducting, red metallic, grey unknown", fontsize=9)
     fig.tight_layout()
     return fig
 
 
 def _worst(classes: list[str]) -> str:
-    for c in ("metallic", "mixed", "unknown"):
+    for c in ("metallic", "conducting", "mixed-conducting", "unknown"):
         if c in classes:
             return c
     return "insulating"
@@ -674,6 +673,133 @@ def draw_phase_diagram(d: dict) -> Figure:
     return fig
 
 
+# --- 11. cathode-coating reaction map -----------------------------------------------------------------
+
+
+def _partner(key: str) -> str:
+    """'LiNbO3 | LiCoO2 charged (CoO2)' -> 'LiCoO2 charged (CoO2)'."""
+    return key.split(" | ", 1)[1]
+
+
+def _stored_classes(pair: dict) -> dict[str, str]:
+    """product -> its stored class: ``product_conduction`` (insulating | mixed-conducting | metallic | unknown), or,
+    in a document stored before that split, ``product_class`` (insulating | conducting | unknown)."""
+    return {f: (pair.get("product_conduction") or {}).get(f) or (pair.get("product_class") or {}).get(f) or "unknown"
+            for f in pair.get("products") or []}
+
+
+def cathode_map_data(rows: list[dict], electrolytes: list[str] = ()) -> dict:
+    """The stored reaction energies of every coating with a cathode_compatibility verdict: one column per cathode
+    state of that verdict's pairs, then one per partner of the interfacial_reactions verdict (the sulfide
+    electrolytes; Li | electrolyte pairs are informational and left out) and per configured ``electrolytes``
+    (a column even when no coating reached that stage). A cell is the pair's stored most negative reaction
+    energy, its products and their stored classes; a pair not computed, or not reached, is NaN with the reason."""
+    rows = [r for r in _funnel_rows(rows) if "cathode_compatibility" in r["stages"]]
+    if not rows:
+        raise Missing("no cathode_compatibility verdict stored (no candidate reached the stage)")
+    columns: dict[str, str] = {}  # label -> 'cathode' | 'electrolyte', in stored order
+    pairs_of: list[dict[str, dict[str, dict]]] = []
+    for r in rows:
+        by_stage = {}
+        for stage, kind in (("cathode_compatibility", "cathode"), ("interfacial_reactions", "electrolyte")):
+            pairs = ((r["stages"].get(stage) or {}).get("details") or {}).get("pairs") or {}
+            by_stage[stage] = {_partner(k): v for k, v in pairs.items() if not k.startswith("Li |")}
+            for label in by_stage[stage]:
+                columns.setdefault(label, kind)
+        pairs_of.append(by_stage)
+    for e in electrolytes:
+        columns.setdefault(e, "electrolyte")
+    labels = sorted(columns, key=lambda c: columns[c] != "cathode")  # cathodes first, each group in stored order
+    energy, cells = [], []
+    for r, by_stage in zip(rows, pairs_of):
+        e_row, c_row = [], []
+        for label in labels:
+            stage = "cathode_compatibility" if columns[label] == "cathode" else "interfacial_reactions"
+            verdict, p = r["stages"].get(stage), by_stage[stage].get(label)
+            if p is not None and p.get("status") == "computed":
+                cell = {"status": "computed", "reaction_energy": p["reaction_energy"],
+                        "mixing_ratio": p.get("mixing_ratio"), "reaction": p.get("reaction"),
+                        "products": list(p.get("products") or []), "classes": _stored_classes(p),
+                        "gaps": p.get("product_gaps") or {}, "reason": p.get("reason")}
+            elif p is not None:
+                cell = {"status": "not_computed", "reason": p.get("reason") or "not computed"}
+            elif verdict is None:
+                cell = {"status": "not_computed", "reason": f"no {stage} verdict: " + (
+                    f"failed at {r['failed_stage']}" if r.get("failed_stage") else
+                    f"not run (furthest stage {r.get('furthest_stage')})")}
+            else:
+                cell = {"status": "not_computed", "reason": f"no such pair in the {stage} verdict"
+                        + (f" ({verdict['reason']})" if verdict.get("reason") and verdict["status"] == "not_computed"
+                           else "")}
+            cell["marked"] = sorted({c for c in cell.get("classes", {}).values()
+                                     if c in ("metallic", "mixed-conducting", "conducting")})
+            e_row.append(cell["reaction_energy"] if cell["status"] == "computed" else np.nan)
+            c_row.append(cell)
+        energy.append(e_row)
+        cells.append(c_row)
+    crit = rows[0]["stages"]["cathode_compatibility"].get("criterion")
+    return {"material_ids": [r["material_id"] for r in rows], "formulas": [r["formula"] for r in rows],
+            "columns": labels, "kinds": [columns[c] for c in labels], "energy": energy, "cells": cells,
+            "threshold": _number(crit, r">="),
+            "status": {s: [(r["stages"].get(s) or {}).get("status") for r in rows]
+                       for s in ("cathode_compatibility", "interfacial_reactions")}}
+
+
+def draw_cathode_map(d: dict) -> Figure:
+    e = np.ma.masked_invalid(np.array(d["energy"], dtype=float))
+    n, m = e.shape
+    fig = Figure(figsize=(max(6.0, 1.05 * m + 3.0), 0.55 * n + 2.6))
+    ax = fig.add_subplot()
+    # white (no reaction) to dark blue, so that the class boxes stay visible; grey: not computed
+    cmap = matplotlib.colormaps["Blues_r"].with_extremes(bad="lightgray")
+    low = min(float(e.min()) if e.count() else 0.0, d["threshold"] if d["threshold"] is not None else 0.0)
+    low = min(low, -1e-3)
+    im = ax.imshow(e, cmap=cmap, vmin=low, vmax=0.0, aspect="auto")
+    for i, row in enumerate(d["cells"]):
+        for j, c in enumerate(row):
+            if c["status"] != "computed":
+                ax.text(j, i, "n/c", ha="center", va="center", fontsize=7, color="dimgray")
+                continue
+            mark = " ".join("metallic" if k == "metallic" else "mixed-c." if k == "mixed-conducting" else "cond."
+                            for k in c["marked"])
+            ax.text(j, i, f"{c['reaction_energy']:.3f}" + (f"\n{mark}" if mark else ""), ha="center", va="center",
+                    fontsize=7, color="white" if c["reaction_energy"] < 0.55 * low else "k")
+            if c["marked"]:
+                ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, lw=2.2,
+                                                          ec=CLASS_COLORS[_worst(c["marked"])]))
+    if "electrolyte" in d["kinds"] and "cathode" in d["kinds"]:
+        ax.axvline(d["kinds"].index("electrolyte") - 0.5, color="k", lw=1.5)
+    ax.set_xticks(np.arange(m), [textwrap.fill(c, 14, break_long_words=False) for c in d["columns"]], fontsize=7,
+                  rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(np.arange(n), [f"{f} ({mid})" for f, mid in zip(d["formulas"], d["material_ids"])], fontsize=8)
+    fig.colorbar(im, ax=ax, label="most negative reaction energy (eV/atom)", fraction=0.04)
+    thr = "" if d["threshold"] is None else f"; cathode threshold {d['threshold']:g} eV/atom"
+    ax.set_title("Reaction energies, coating against cathode (left) and electrolyte (right)\n"
+                 f"boxed: a product red metallic, purple mixed-conducting; grey: not computed{thr}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def cathode_map_table(d: dict) -> str:
+    """The HTML table beside the map: each cell's stored value, products with their classes, or why it is grey."""
+    out = [('<table class="cathode-map"><tr><th>coating</th><th>partner</th><th>eV/atom</th><th>x (coating)</th>'
+            "<th>products (stored class)</th><th>note</th></tr>")]
+    for f, mid, row in zip(d["formulas"], d["material_ids"], d["cells"]):
+        for label, c in zip(d["columns"], row):
+            if c["status"] != "computed":
+                out.append(f'<tr class="not_computed"><td>{html.escape(f)}</td><td>{html.escape(label)}</td>'
+                           f'<td>n/c</td><td></td><td></td><td>{html.escape(c["reason"])}</td></tr>')
+                continue
+            prods = ", ".join(f'<span class="{html.escape(c["classes"][p])}">{html.escape(p)} ({html.escape(c["classes"][p])}'
+                              + (f", {c['gaps'][p]:.2f} eV" if c["gaps"].get(p) is not None else "") + ")</span>"
+                              for p in c["products"]) or "no reaction"
+            x = "" if c["mixing_ratio"] is None else f"{c['mixing_ratio']:.3f}"
+            out.append(f'<tr data-material="{html.escape(mid)}"><td>{html.escape(f)}</td><td>{html.escape(label)}</td>'
+                       f'<td>{c["reaction_energy"]:.4f}</td><td>{x}</td><td>{prods}</td>'
+                       f'<td>{html.escape(c["reason"] or "")}</td></tr>')
+    return "".join(out) + "</table>"
+
+
 # --- the page -----------------------------------------------------------------------------------------
 
 
@@ -725,7 +851,13 @@ MEANING = {
                      "and the bundled Materials Project PBE value where the formula has one.",
     "windows": "Left: reduction against oxidation limit of every candidate with the thresholds; right: the windows "
                "of the candidates no stage failed.",
+    "cathode_map": "The stored most negative reaction energy of each coating with each cathode state "
+                   "(cathode_compatibility) and each electrolyte (interfacial_reactions); boxed cells have a "
+                   "metallic or mixed-conducting product; grey cells were not computed (the table says why).",
 }
+
+#: HTML shown beside a figure, by figure name
+TABLES: dict[str, Callable[[dict], str]] = {"cathode_map": cathode_map_table}
 
 
 def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Report:
@@ -742,12 +874,15 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
         else:
             rep.skipped.append(("1. Screening funnel", "the candidates collection is empty (run `coatflow run`)"))
         if funnel:
-            rep.draw("shear_modulus", "2. Shear modulus", lambda: shear_data(rows, ["Li", *config.interfacial_reactions.electrolytes]), draw_shear)
+            if "shear_modulus" in {s.stage for s in config.stages()} or any("shear_modulus" in r["stages"] for r in funnel):
+                rep.draw("shear_modulus", "2. Shear modulus",
+                         lambda: shear_data(rows, ["Li", *config.interfacial_reactions.electrolytes]), draw_shear)
             rep.draw("windows", "3. Electrochemical windows", lambda: window_data(rows), draw_windows)
+        no_thermo = False  # the reason is given once for all candidates
         try:
             entries = camp.thermo_entries() if any("phase_stability" in r["stages"] for r in funnel) else {}
         except Missing as exc:
-            entries = {}
+            entries, no_thermo = {}, True
             rep.skipped.append(("4. reaction-energy curves and 10. phase diagrams", str(exc)))
         for r in funnel:
             mid = r["material_id"]
@@ -757,7 +892,7 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
                          lambda r=r: interfacial_data(r, entries.get(r["material_id"])), draw_interfacial, mid)
                 if rep.figures and rep.figures[-1].name == f"interfacial_{mid}":
                     bare = [k for k, p in rep.figures[-1].data["pairs"].items() if p["curve"] is None]
-                    if bare:
+                    if bare and not no_thermo:
                         rep.skipped.append((f"4. reaction-energy curves, {mid}", "the relaxed energies of the "
                                             f"competing phases are not all stored for {', '.join(bare)}; only the "
                                             "stored minimum of those pairs is drawn"))
@@ -767,7 +902,7 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
             if "migration_barrier" in st:
                 rep.draw(f"migration_{mid}", f"6. Li migration, {r['formula']} ({mid})",
                          lambda r=r: migration_data(r, camp.hop_docs(r["material_id"])), draw_migration, mid)
-            if "phase_stability" in st and st["phase_stability"]["status"] != "not_computed":
+            if "phase_stability" in st and st["phase_stability"]["status"] != "not_computed" and not no_thermo:
                 rep.draw(f"phase_diagram_{mid}", f"10. Phase diagram, {r['formula']} ({mid})",
                          lambda r=r: phase_diagram_data(r, entries.get(r["material_id"])), draw_phase_diagram, mid)
         for formula, summ in sorted(camp.outputs("surface_summary").items()):
@@ -781,6 +916,9 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
             have = camp.outputs(task)
             if asked and not have:
                 rep.skipped.append((what, f"no {task} document stored for {', '.join(asked)} (run `coatflow run`)"))
+        if any("cathode_compatibility" in r["stages"] for r in funnel) or config.programme == "cathode_coating":
+            rep.draw("cathode_map", "11. Cathode-coating reaction map",
+                     lambda: cathode_map_data(rows, config.interfacial_reactions.electrolytes), draw_cathode_map)
         maps = camp.maps()
         stacks: dict[tuple, list] = {}
         for m in maps:
@@ -826,10 +964,12 @@ def render_html(rep: Report) -> str:
 
     def figure(f: Drawn) -> str:
         meaning = MEANING.get(f.name, "")
+        img = f'<img src="figures/{f.name}.png" alt="{html.escape(f.title)}">'
+        if f.name in TABLES:
+            img = f'<div class="beside">{img}{TABLES[f.name](f.data)}</div>'
         return (f'<figure id="{f.name}"><figcaption>{html.escape(f.title)}'
                 f' <a href="figures/{f.name}.svg">SVG</a> <a href="figures/{f.name}.png">PNG</a></figcaption>'
-                f'<img src="figures/{f.name}.png" alt="{html.escape(f.title)}">'
-                + (f"<p>{html.escape(meaning)}</p>" if meaning else "") + "</figure>")
+                + img + (f"<p>{html.escape(meaning)}</p>" if meaning else "") + "</figure>")
 
     skipped = "".join(f"<li><b>{html.escape(t)}</b>: {html.escape(w)}</li>" for t, w in rep.skipped)
     maps = ""
@@ -858,6 +998,9 @@ td, th {{ border: 1px solid #ccc; padding: 2px 6px; }}
 td.passed {{ background: #e3f5e3; }} td.failed {{ background: #f8dddd; }} td.not_computed {{ background: #fdf0d5; }}
 figure {{ margin: 1em 0; }} figure img {{ max-width: 100%; border: 1px solid #eee; }}
 figcaption {{ font-weight: bold; }} td.links {{ font-size: 0.85em; }}
+div.beside {{ display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-start; }}
+div.beside img {{ max-width: 60%; }} tr.not_computed {{ background: #e6e6e6; }}
+span.metallic, span.conducting {{ color: #c00; }} span.mixed-conducting {{ color: #808; }}
 </style></head><body>
 <h1>coatflow report</h1>
 <p>{len(rows)} materials in the store; {len(rep.figures)} figures drawn from stored numbers.</p>

@@ -1,6 +1,7 @@
 """``coatflow report`` (launchers/report.py): every figure plots the stored numbers, a figure without data is left out
 with its reason, and the page opens in a real headless browser (Debian's chromium) with every image loaded."""
 
+import html
 import json
 import shutil
 from pathlib import Path
@@ -11,8 +12,9 @@ import yaml
 from conftest import li2o, lif, lirho2, run_cli
 
 from coatflow.launchers.config import load_config
-from coatflow.launchers.report import build_report
+from coatflow.launchers.report import build_report, cathode_map_data, render_html
 from coatflow.launchers.stores import CampaignStores
+from coatflow.workflows.candidates import example_candidates
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 #: the small settings of tests/test_adsorption.py and tests/test_migration.py
@@ -257,3 +259,127 @@ def test_report_of_the_lif_licoo2_stack_draws_slabs_defects_and_potential_maps(l
         assert np.allclose(phi.get_ydata(), [np.nan if v is None else v for v in prof["phi"]], equal_nan=True)
         assert np.allclose(phi.get_xdata(), prof["voltage"])
         assert f"{by_soc[st['soc']]['delta_phi_anode']:+.2f}" in ax.get_title()
+
+
+# --- 11. the cathode-coating reaction map (docs/cathode_coating.md) --------------------------------------------
+
+
+def _cathode_campaign(root: Path, reaction_energy_min: float = -0.1, store: Path | None = None):
+    """tests/test_cathode_coating.py's CI case as a `coatflow run` on the MP snapshot: LiNbO3 and LiAlO2 (the
+    example set's structures) against LiCoO2 in both states and Li3PS4, the window opened so that both reach the
+    pair stages; (config, run stdout). ``store``: start from a copy of that store (its relaxations are reused)."""
+    from test_cathode_coating import LCO
+
+    d = root / "structures"
+    d.mkdir()
+    for c in example_candidates():
+        if c.formula in ("LiNbO3", "LiAlO2") and not c.predicted:
+            c.structure.get_primitive_structure().to(filename=str(d / f"{c.formula}.json"))
+    if store is not None:
+        shutil.copytree(store, root / "store")
+    cfg = root / "coatflow.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "programme": "cathode_coating", "candidates": {"source": "files", "paths": [str(d)]},
+        "thermo": {"entries": "mp_snapshot"}, "run": {"workers": 1, "stop_after": "interfacial_reactions"},
+        "store": {"kind": "embedded", "path": "store"},
+        "stability_window": {"oxidation_limit_min": 0.0, "reduction_limit_max": 5.0},
+        "cathode_compatibility": {"cathodes": list(LCO), "reaction_energy_min": reaction_energy_min},
+        "interfacial_reactions": {"electrolytes": ["Li3PS4"]}}))
+    run = run_cli("run", "-c", str(cfg))
+    assert run.returncode == 0, run.stderr[-3000:]
+    return cfg
+
+
+def _stored_rows(cfg) -> dict[str, dict]:
+    stores = CampaignStores(load_config(cfg)).connect()
+    try:
+        return {d["formula"]: d for d in stores.candidates.query({}, properties={"_id": 0})}
+    finally:
+        stores.close()
+
+
+@pytest.fixture(scope="module")
+def cathode_store(tmp_path_factory):
+    """(config, the folder `coatflow report` wrote, its stdout) of the CI-sized cathode campaign."""
+    root = tmp_path_factory.mktemp("cathode")
+    cfg = _cathode_campaign(root)
+    rep = run_cli("report", "-c", str(cfg), "--out", str(root / "report"), timeout=900)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    return cfg, root / "report", rep.stdout
+
+
+def _pair_of(row: dict, column: str) -> dict:
+    """The stored pair of a map column: a cathode state of the cathode verdict, or an electrolyte."""
+    for stage in ("cathode_compatibility", "interfacial_reactions"):
+        for k, v in ((row["stages"].get(stage) or {}).get("details") or {}).get("pairs", {}).items():
+            if k.split(" | ", 1)[1] == column and not k.startswith("Li |"):
+                return v
+    raise KeyError(column)
+
+
+def test_cathode_map_cells_are_the_stored_pair_energies_and_the_table_their_products(cathode_store, tmp_path):
+    cfg, out, stdout = cathode_store
+    assert (out / "figures" / "cathode_map.png").stat().st_size > 1000
+    assert "cathode_map" not in "".join(ln for ln in stdout.splitlines() if ln.startswith("left out"))
+    rows = _stored_rows(cfg)
+    rep = build_report(load_config(cfg), tmp_path, keep_figures=True)
+    f = {x.name: x for x in rep.figures}["cathode_map"]
+    d, ax = f.data, f.figure.axes[0]
+    assert sorted(d["formulas"]) == ["LiAlO2", "LiNbO3"]
+    assert d["columns"] == ["LiCoO2 discharged (LiCoO2)", "LiCoO2 charged (CoO2)", "Li3PS4"]
+    assert d["kinds"] == ["cathode", "cathode", "electrolyte"]
+    drawn = ax.images[0].get_array()
+    texts = {(round(t.get_position()[0]), round(t.get_position()[1])): t.get_text() for t in ax.texts}
+    page = (out / "index.html").read_text()
+    table = page[page.index('<table class="cathode-map">'):]
+    table = table[:table.index("</table>")]
+    boxes = {(round(p.get_x() + 0.46), round(p.get_y() + 0.46)) for p in ax.patches if not p.get_fill()}
+    for i, formula in enumerate(d["formulas"]):
+        for j, column in enumerate(d["columns"]):
+            stored = _pair_of(rows[formula], column)
+            assert stored["status"] == "computed"
+            e = stored["reaction_energy"]
+            assert drawn[i, j] == e == d["energy"][i][j] and texts[(j, i)].startswith(f"{e:.3f}")
+            assert f"<td>{html.escape(formula)}</td><td>{html.escape(column)}</td><td>{e:.4f}</td>" in table
+            classes = stored.get("product_conduction") or {}
+            for p in stored["products"]:
+                assert f"{html.escape(p)} ({classes.get(p, 'unknown')}" in table
+            bad = {c for c in classes.values() if c in ("metallic", "mixed-conducting")}
+            assert ((j, i) in boxes) == bool(bad) and all(
+                ("mixed-c." if c == "mixed-conducting" else c) in texts[(j, i)] for c in bad)
+    # LiNbO3 | Li3PS4 forms conducting Nb sulfides (test_cathode_coating.py): that cell is boxed
+    assert (d["columns"].index("Li3PS4"), d["formulas"].index("LiNbO3")) in boxes
+
+
+def test_cathode_map_greys_a_pair_the_coating_never_reached_with_its_reason(cathode_store, tmp_path):
+    """The threshold set between the two coatings' stored cathode values: the more reactive one fails the cathode
+    stage, so its electrolyte cell is grey and the table says why."""
+    cfg, _, _ = cathode_store
+    first = {f: r["stages"]["cathode_compatibility"]["value"] for f, r in _stored_rows(cfg).items()}
+    worse, better = sorted(first, key=first.get)
+    assert first[worse] < first[better] < 0
+    tight = _cathode_campaign(tmp_path, (first[worse] + first[better]) / 2, store=cfg.parent / "store")
+    rows = _stored_rows(tight)
+    assert rows[worse]["failed_stage"] == "cathode_compatibility" and "interfacial_reactions" in rows[better]["stages"]
+    rep = build_report(load_config(tight), tmp_path / "report", keep_figures=True)
+    (f,) = [x for x in rep.figures if x.name == "cathode_map"]
+    i, j = f.data["formulas"].index(worse), f.data["columns"].index("Li3PS4")
+    assert np.isnan(f.data["energy"][i][j]) and f.figure.axes[0].images[0].get_array().mask[i, j]
+    reason = "no interfacial_reactions verdict: failed at cathode_compatibility"
+    assert f.data["cells"][i][j]["reason"] == reason
+    page = render_html(rep)
+    assert f'<tr class="not_computed"><td>{worse}</td><td>Li3PS4</td><td>n/c</td><td></td><td></td><td>{reason}' in page
+    assert not np.isnan(f.data["energy"][f.data["formulas"].index(better)][j])
+    # the configured electrolyte is a column even when no coating reached its stage
+    alone = cathode_map_data([rows[worse]], ["Li3PS4"])
+    assert alone["columns"][-1] == "Li3PS4" and alone["cells"][0][-1]["reason"] == reason
+    assert cathode_map_data([rows[worse]])["kinds"] == ["cathode", "cathode"]
+
+
+def test_cathode_map_is_left_out_with_its_reason_when_no_verdict_is_stored(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"programme": "cathode_coating", "store": {"kind": "embedded", "path": "store"}}))
+    rep = build_report(load_config(cfg), tmp_path / "out")
+    why = "no cathode_compatibility verdict stored (no candidate reached the stage)"
+    assert ("11. Cathode-coating reaction map", why) in rep.skipped
+    assert not any(f.name == "cathode_map" for f in rep.figures)
