@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pymatgen.core import Composition, Element
 
 from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.phase_diagrams import formula_level
 from coatflow.workflows.programmes import ALL_STAGE_NAMES as STAGE_NAMES
 from coatflow.workflows.programmes import ALL_STAGES as STAGES
 from coatflow.workflows.programmes import DEFAULT_PROGRAMME, DEFAULTS, PROGRAMMES, stages_of
@@ -361,8 +362,18 @@ class _CampaignBase(_Strict):
         return cls(**dict(getattr(self, name)))
 
     def stages(self) -> list[Stage]:
-        """Every configured stage of the programme, in funnel order."""
-        return [self.stage(s.stage) for s in stages_of(self.programme)]
+        """Every configured stage of the programme, in the order the planner runs them: the programme's, except
+        that on a database scale (``thermo.entries: mp_snapshot``, or ``mp`` without VASP) the phase-diagram
+        stages right after the bulk relaxation need only the formula, so they run before it, and a candidate
+        they fail is never relaxed."""
+        stages = [self.stage(s.stage) for s in stages_of(self.programme)]
+        names = [s.stage for s in stages]
+        if formula_level(self) and "bulk_relax" in names:
+            i = j = names.index("bulk_relax")
+            while j + 1 < len(stages) and not stages[j + 1].needs_structure(self):
+                j += 1
+            stages.insert(j, stages.pop(i))
+        return stages
 
 
 CampaignConfig = create_model(

@@ -54,6 +54,20 @@ def test_formula_errors():
         predicted_candidate("Xx9!", {"ex-LiF": lif()})
 
 
+def test_a_formula_no_prototype_fits_is_bad_input_only_where_its_stages_need_a_structure():
+    """On the snapshot scale the phase-diagram stages need only the formula: Li3BO3 (no example-set prototype by
+    one substitution) becomes a candidate with no prototypes; on CHGNet energies it is refused, naming it."""
+    from coatflow.launchers.config import CampaignConfig
+
+    formulas = {"source": "formulas", "formulas": ["Li3BO3", "LiNbO3"]}
+    cands = {c.formula: c for c in load_candidates(CampaignConfig(candidates=formulas,
+                                                                  thermo={"entries": "mp_snapshot"}))}
+    assert cands["Li3BO3"].prototypes == [] and cands["Li3BO3"].predicted
+    assert [pid for pid, _ in cands["LiNbO3"].prototypes]  # the one a prototype fits keeps its structures
+    with pytest.raises(CoatflowError, match="no prototype in the example set matches Li3BO3"):
+        load_candidates(CampaignConfig(candidates=formulas))
+
+
 def test_materials_project_needs_a_key(tmp_path, monkeypatch):
     monkeypatch.delenv("MP_API_KEY", raising=False)
     path = tmp_path / "c.yaml"
@@ -88,19 +102,17 @@ def test_backend_that_cannot_run_is_named_before_any_job(tmp_path, monkeypatch):
     assert not (tmp_path / "s").exists()  # nothing written
 
 
-def test_snapshot_formula_without_a_structure_type_is_not_computed_and_ends_there(tmp_path, monkeypatch):
-    """Two snapshot formulas that both clear the database filter: Li8SiO6 (Li8SnO6 type) is relaxed in its type and
-    reaches phase stability; Li5AlO4 (no Li5MO4 type) is "not computed: no prototype", with no relaxation and no
-    later stage planned."""
+def _snapshot_run(tmp_path, monkeypatch, formulas, **sections):
+    """Run the funnel on these snapshot formulas to the bulk relaxation; (table rows, materials relaxed)."""
     from coatflow.launchers.config import CampaignConfig
     from coatflow.launchers.local import run_campaign
     from coatflow.launchers.stores import CampaignStores
     from coatflow.workflows import reference_data
 
-    monkeypatch.setattr(reference_data, "snapshot_ternaries", lambda: ["Li8SiO6", "Li5AlO4"])
+    monkeypatch.setattr(reference_data, "snapshot_ternaries", lambda: formulas)
     cfg = CampaignConfig(candidates={"source": "mp_snapshot"}, thermo={"entries": "mp_snapshot"},
-                         run={"stop_after": "phase_stability", "workers": 1, "work_dir": str(tmp_path / "w")},
-                         store={"path": str(tmp_path / "s")})
+                         run={"stop_after": "bulk_relax", "workers": 1, "work_dir": str(tmp_path / "w")},
+                         store={"path": str(tmp_path / "s")}, **sections)
     report, _ = run_campaign(cfg)
     assert report.jobs_failed == 0, report.errors
     stores = CampaignStores(cfg).connect()
@@ -110,12 +122,45 @@ def test_snapshot_formula_without_a_structure_type_is_not_computed_and_ends_ther
             {"metadata.coatflow.task": "relax"}, properties=["metadata.coatflow.material_id"])}
     finally:
         stores.close()
+    return rows, relaxed
+
+
+PHASE_DIAGRAM_STAGES = {"phase_stability", "stability_window", "interfacial_reactions"}
+
+
+def test_on_the_snapshot_the_phase_diagram_stages_run_before_the_relaxation(tmp_path, monkeypatch):
+    """Li8SiO6 and Li5AlO4 clear the database filter; with Li metal they form metallic Li21Si5 and Li9Al4, so the
+    interfacial stage (formula level, on the snapshot) fails them, and neither is ever relaxed."""
+    rows, relaxed = _snapshot_run(tmp_path, monkeypatch, ["Li8SiO6", "Li5AlO4"])
+    for f in ("Li8SiO6", "Li5AlO4"):
+        assert set(rows[f]["stages"]) == {"database_filter", *PHASE_DIAGRAM_STAGES}
+        assert rows[f]["failed_stage"] == "interfacial_reactions"
+        assert "(metallic)" in rows[f]["stages"]["interfacial_reactions"]["reason"]
+    assert relaxed == set()
+
+
+def test_snapshot_formula_without_a_structure_type_is_not_computed_at_bulk_relax(tmp_path, monkeypatch):
+    """Two snapshot formulas that pass the formula-level stages (partner Li3PO4 only): Li8SiO6 (Li8SnO6 type) is
+    then relaxed in its type; Li5AlO4 (no Li5MO4 type) is "not computed: no prototype", with no relaxation, and
+    its phase-diagram verdicts are the snapshot's, as for any formula."""
+    from coatflow.workflows import reference_data
+    from coatflow.workflows.stages.phase_stability import phase_stability_verdict
+
+    rows, relaxed = _snapshot_run(tmp_path, monkeypatch, ["Li8SiO6", "Li5AlO4"],
+                                  interfacial_reactions={"electrolytes": ["Li3PO4"], "with_li_metal": False})
     no_type = rows["Li5AlO4"]
     assert no_type["stages"]["database_filter"]["status"] == "passed"
     br = no_type["stages"]["bulk_relax"]
     assert br["status"] == "not_computed" and br["reason"].startswith("no prototype") and "Li5MO4" in br["reason"]
-    assert set(no_type["stages"]) == {"database_filter", "bulk_relax"} and no_type["failed_stage"] is None
+    assert set(no_type["stages"]) == {"database_filter", "bulk_relax", *PHASE_DIAGRAM_STAGES}
+    assert no_type["failed_stage"] is None
+    src = {"kind": "mp_snapshot", "backend": "mlip", "material_id": reference_data.snapshot_id("Li5AlO4"),
+           "elements": ["Al", "Li", "O"], "state": reference_data.snapshot_version()}
+    direct = phase_stability_verdict.original({"material_id": "t", "formula": "Li5AlO4", "source": "t",
+                                               "predicted": True}, None, {}, None, 0.005, [], src).output
+    ps = no_type["stages"]["phase_stability"]
+    assert ps["status"] == direct.status != "not_computed" and ps["value"] == pytest.approx(direct.value)
     typed = rows["Li8SiO6"]["stages"]
     assert typed["bulk_relax"]["status"] == "passed" and typed["bulk_relax"]["details"]["prototype"] == "Li8SnO6"
-    assert typed["phase_stability"]["status"] in ("passed", "failed")
+    assert all(typed[s]["status"] == "passed" for s in PHASE_DIAGRAM_STAGES)
     assert relaxed == {"mps-Li8SiO6"}

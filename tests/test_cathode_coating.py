@@ -70,7 +70,7 @@ def test_init_programme_writes_the_cathode_defaults_and_a_file_overrides_them(tm
     assert cfg.interfacial_reactions.electrolytes == ["Li6PS5Cl", "Li3PS4", "Li10GeP2S12"]
     assert not cfg.interfacial_reactions.with_li_metal
     assert cfg.cathode_compatibility.cathodes == list(cathode_coating_set()["cathodes"])
-    assert cfg.candidates.formulas == cathode_coating_set()["by_formula"]
+    assert cfg.candidates.formulas == cathode_coating_set()["coatings"]
     assert "shear_modulus:             # shear modulus" in path.read_text()  # listed, marked as not in it
     # a key the file sets wins; the programme fills the rest of the section
     (tmp_path / "o.yaml").write_text("programme: cathode_coating\nstability_window: {oxidation_limit_min: 4.5}\n"

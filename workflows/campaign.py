@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from jobflow import Flow, Job, JobStore, Maker, run_locally
 from monty.json import MontyDecoder, jsanitize
@@ -79,6 +80,10 @@ class CandidatePlan:
     structure_key: str | None = None
     #: stage -> key of the verdict this plan asks for: the builder shows exactly these verdicts
     verdict_keys: dict[str, str] = field(default_factory=dict)
+    #: bulk relax found no structure ("no prototype"): only stages that need none are planned
+    structureless: bool = False
+    #: the database filter's verdict: it holds a predicted candidate's prototype structures
+    filter_verdict: Any = None
 
     @property
     def ident(self) -> dict:
@@ -186,11 +191,14 @@ class FunnelPlanner:
     # -- stages --------------------------------------------------------------------------------
 
     def plan(self, cand: Candidate) -> CandidatePlan:
-        """The candidate's remaining jobs, stage by stage, up to ``run.stop_after`` or a stored failure."""
+        """The candidate's remaining jobs, stage by stage, up to ``run.stop_after``, a stored failure, or (a
+        candidate with no structure) the first stage that needs a structure."""
         plan = CandidatePlan(cand)
         root = cand.key
         upstream, verdict = root, None
         for stage in self.stages:
+            if plan.structureless and stage.needs_structure(self.config):
+                break
             verdict = stage.plan(self, plan, upstream, verdict)
             if verdict is None or stage.stage == self.config.run.stop_after:
                 break

@@ -24,6 +24,7 @@ from pymatgen.transformations.standard_transformations import SubstitutionTransf
 
 from coatflow.workflows.analysis.criteria import EXCLUSION_LISTS
 from coatflow.workflows.errors import CoatflowError
+from coatflow.workflows.phase_diagrams import formula_level
 
 #: Formulas of the example set predicted by prototype substitution. Empty: the published picks LiTbO2 and
 #: LiDyO2 are now entries of data/example_set.yaml (ex-LiTbO2, ex-LiDyO2), so they are not screened twice.
@@ -134,7 +135,11 @@ def substitute_into_prototype(proto: Structure, mapping: dict[str, str]) -> Stru
     return s
 
 
-def predicted_candidate(formula: str, prototypes: dict[str, Structure], source: str = "formula") -> Candidate:
+def predicted_candidate(formula: str, prototypes: dict[str, Structure], source: str = "formula",
+                        structureless_ok: bool = False) -> Candidate:
+    """The formula substituted into every prototype it matches by one element. No match is bad input, unless
+    ``structureless_ok`` (the phase-diagram stages need only the formula): then a candidate with no
+    prototypes, which bulk relax reports as "not computed: no prototype"."""
     try:
         target = Composition(formula)
     except Exception:  # noqa: BLE001 - pymatgen raises several types for bad formulas
@@ -145,7 +150,7 @@ def predicted_candidate(formula: str, prototypes: dict[str, Structure], source: 
         mapping = _substitution_map(target, proto.composition)
         if mapping:
             subs.append((pid, substitute_into_prototype(proto, mapping)))
-    if not subs:
+    if not subs and not structureless_ok:
         raise CoatflowError(f"no prototype in the example set matches {formula} by a single-element substitution")
     reduced = target.reduced_formula
     return Candidate(material_id=f"pred-{reduced}", formula=reduced, source=source, prototypes=subs)
@@ -270,7 +275,7 @@ def load_candidates(config, cache_store=None) -> list[Candidate]:
         cands = file_candidates(c.paths, config.base_dir)
     elif c.source == "formulas":
         protos = example_structures()
-        cands = [predicted_candidate(f, protos) for f in c.formulas]
+        cands = [predicted_candidate(f, protos, structureless_ok=formula_level(config)) for f in c.formulas]
     elif c.source == "mp_snapshot":
         cands = snapshot_candidates(config)
     else:

@@ -33,6 +33,14 @@ def pass_structure(_after, structure):
     return structure
 
 
+def relax_after(maker, after, structure) -> Flow:
+    """``maker``'s job on ``structure`` as a child of ``after`` (an earlier stage's output): it waits for it, and
+    does not run when that stage stops the candidate's funnel."""
+    g = pass_structure(after, structure)
+    r = maker.make(g.output)
+    return Flow([g, r], output=r.output)
+
+
 def local_scale(backend: str) -> str:
     return {"mlip": LOCAL_SCALE}.get(backend, f"{backend.upper()}+MP2020")
 
@@ -60,6 +68,13 @@ def entries_on_scale(cand_doc, phase_docs: dict, source: dict | None = None) -> 
 
 #: thermo.entries values whose energies come from a database rather than this campaign's relaxations
 DATABASE_KINDS = ("mp", "mp_snapshot")
+
+
+def formula_level(config) -> bool:
+    """Whether the phase-diagram stages need only the candidate's formula: a database scale (``mp``,
+    ``mp_snapshot``), except ``mp`` with a VASP relaxation, which relaxes the candidate again."""
+    kind = config.thermo.entries
+    return kind in DATABASE_KINDS and (kind, config.bulk_relax.backend) != ("mp", "vasp")
 
 
 def source_entries(source: dict) -> list:
@@ -112,7 +127,7 @@ def phase_inputs(planner, plan, upstream, verdict, elements=None, extra: dict | 
     memo = plan.__dict__.setdefault("_thermo_memo", {})
     kind = planner.config.thermo.entries
     if "candidate" not in memo:
-        memo["candidate"] = (None, None) if kind in DATABASE_KINDS and (kind, backend) != ("mp", "vasp") else \
+        memo["candidate"] = (None, None) if formula_level(planner.config) else \
             planner.add(plan, planner.calc_key(upstream, "thermo-relax", backend, maker), "phase_stability", "relax",
                         backend, lambda: maker.make(verdict.structure))
     if kind in DATABASE_KINDS:
@@ -124,9 +139,7 @@ def phase_inputs(planner, plan, upstream, verdict, elements=None, extra: dict | 
             m = replace(maker, relax_cell=False) if sd.get("molecule") else maker  # a dimer in a box
 
             def factory(sd=sd, m=m):
-                g = pass_structure(verdict.structure, Structure.from_dict(sd))
-                r = m.make(g.output)
-                return Flow([g, r], output=r.output)
+                return relax_after(m, verdict.structure, Structure.from_dict(sd))
             memo[pid] = planner.add(plan, phase_key(planner, pid, backend, m), "phase_stability", "relax", backend,
                                     factory)
         outs[pid] = memo[pid][0]

@@ -41,7 +41,8 @@ DISCHARGE_CUTOFF = 3.0
 DEFAULTS: dict[str, dict[str, dict]] = {
     "anode_coating": {},
     "cathode_coating": {
-        "candidates": {"source": "formulas", "formulas": list(cathode_coating_set()["by_formula"])},
+        # every known coating: those no prototype fits are judged by the formula-level stages (mp_snapshot)
+        "candidates": {"source": "formulas", "formulas": list(cathode_coating_set()["coatings"])},
         "thermo": {"entries": "mp_snapshot"},  # MP's phases by formula; local: CHGNet on workflows/cathode_phases.py
         "stability_window": {"oxidation_limit_min": TOP_OF_CHARGE, "reduction_limit_max": DISCHARGE_CUTOFF},
         "interfacial_reactions": {"electrolytes": list(cathode_coating_set()["electrolytes"]), "with_li_metal": False},

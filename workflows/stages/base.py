@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 from jobflow import Maker, Response
 from pymatgen.core import Structure
 
+from coatflow.workflows.phase_diagrams import formula_level
 from coatflow.workflows.schemas import StageResult
 from coatflow.workflows.stages.config_fields import config_fields
 
@@ -30,7 +31,14 @@ class Stage(Maker):
 
     #: the stage's name: its config section, its column in the table, its ``metadata.coatflow.stage``
     stage: ClassVar[str] = ""
+    #: the stage works on the phase diagram of the candidate's formula (workflows/phase_diagrams.py)
+    phase_diagram: ClassVar[bool] = False
     name: str = ""
+
+    def needs_structure(self, config) -> bool:
+        """Whether the stage needs the candidate's structure. A phase-diagram stage on a database scale
+        needs only the formula, so a formula with no structure (bulk relax: "no prototype") still gets it."""
+        return not (self.phase_diagram and formula_level(config))
 
     def settings(self) -> dict[str, Any]:
         """The stage's config fields and their values."""

@@ -2,8 +2,10 @@
 
 A candidate with a structure is relaxed once. A predicted candidate (a formula substituted into
 prototypes) has each prototype relaxed, and the lowest energy per atom wins. A predicted candidate with no
-prototype (an ``mp_snapshot`` formula that no structure type fits) is "not computed: no prototype", and no
-later stage is planned for it: every one of them needs a structure.
+prototype (an ``mp_snapshot`` formula that no structure type fits, or a formula no example-set prototype
+matches) is "not computed: no prototype". Its funnel goes on only through the stages that need no structure
+(the phase-diagram stages on a database scale, ``Stage.needs_structure``); the planner stops it at the
+first stage that needs one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import Field
 
 from coatflow.workflows.analysis import AnalysisError
 from coatflow.workflows.analysis.prototypes import NO_PROTOTYPE, stoichiometry_type
+from coatflow.workflows.phase_diagrams import relax_after
 from coatflow.workflows.schemas.funnel import BulkRelaxDetails, BulkRelaxResult
 from coatflow.workflows.stages.base import Backend, Stage, as_structure, not_computed, respond
 
@@ -100,16 +103,20 @@ class BulkRelaxStage(Stage):
             out, uuid = planner.add(plan, rkey, self.stage, "relax", self.backend, lambda: maker.make(verdict.structure))
             return planner.gate(plan, planner.key(rkey, "verdict"), self.stage, self.backend,
                                 lambda: record_relaxation(plan.ident, out, self.backend, uuid))
-        if not cand.prototypes:  # nothing to relax: the verdict says so, and the funnel ends here
-            planner.gate(plan, planner.key(upstream, self.stage, NO_PROTOTYPE), self.stage, None,
-                         lambda: no_prototype(plan.ident))
-            return None
-        # Prototype structures come through the filter verdict, so an excluded formula costs nothing.
+        if not cand.prototypes:  # nothing to relax: the verdict says so; only formula-level stages follow
+            plan.structureless = True
+            return planner.gate(plan, planner.key(upstream, self.stage, NO_PROTOTYPE), self.stage, None,
+                                lambda: no_prototype(plan.ident))
+        # Prototype structures come through the filter verdict, so an excluded formula costs nothing; when
+        # stages run between the two (the phase-diagram stages on a database scale), each relaxation also
+        # waits for the last of them, and does not run if it failed.
+        protos = plan.filter_verdict if plan.filter_verdict is not None else verdict
         outs, uuids, pids = [], [], []
         for pid, _ in cand.prototypes:
             rkey = planner.calc_key(upstream, "relax", self.backend, maker, pid)
-            out, uuid = planner.add(plan, rkey, self.stage, "relax", self.backend,
-                                    lambda pid=pid: maker.make(verdict.structures[pid]))
+            out, uuid = planner.add(plan, rkey, self.stage, "relax", self.backend, lambda pid=pid: maker.make(
+                protos.structures[pid]) if protos is verdict else relax_after(maker, verdict.structure,
+                                                                             protos.structures[pid]))
             outs.append(out)
             uuids.append(uuid)
             pids.append(pid)

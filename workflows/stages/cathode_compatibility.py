@@ -127,6 +127,7 @@ class CathodeCompatibilityStage(Stage):
     """cathode compatibility: no coating | cathode reaction (discharged or charged) below the threshold."""
 
     stage: ClassVar[str] = "cathode_compatibility"
+    phase_diagram: ClassVar[bool] = True
     name: str = "cathode compatibility"
     cathodes: Annotated[list[str], Field(description="names in data/cathode_coating_set.yaml, each in both states"),
                         AfterValidator(_cathode_names)] = dataclasses.field(

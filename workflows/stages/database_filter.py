@@ -122,6 +122,7 @@ class DatabaseFilterStage(Stage):
     def plan(self, planner, plan, upstream: str, verdict):
         cand = plan.candidate
         props = database_properties(cand.formula, cand.mp_properties)
-        return planner.gate(plan, planner.key(upstream, self.stage, self.key_settings(), props), self.stage, None,
-                            lambda: database_filter(plan.ident, cand.structure_dict, dict(cand.prototypes),
-                                                    props, self.settings()))
+        plan.filter_verdict = planner.gate(
+            plan, planner.key(upstream, self.stage, self.key_settings(), props), self.stage, None,
+            lambda: database_filter(plan.ident, cand.structure_dict, dict(cand.prototypes), props, self.settings()))
+        return plan.filter_verdict

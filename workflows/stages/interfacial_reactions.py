@@ -165,6 +165,7 @@ class InterfacialReactionsStage(Stage):
     """interfacial reactions: no metallic or mixed-conducting product with Li or any listed electrolyte."""
 
     stage: ClassVar[str] = "interfacial_reactions"
+    phase_diagram: ClassVar[bool] = True
     name: str = "interfacial reactions"
     electrolytes: Annotated[list[str], Field(description="partners besides Li metal"), AfterValidator(_formulas)] = \
         dataclasses.field(default_factory=lambda: ["Li10GeP2S12", "Li6PS5Cl", "Li7La3Zr2O12", "LiTi2(PO4)3", "LiNbO3"])

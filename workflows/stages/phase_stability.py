@@ -50,6 +50,7 @@ class PhaseStabilityStage(Stage):
     """phase stability: energy above the convex hull of the candidate's chemical system (thermo.entries)."""
 
     stage: ClassVar[str] = "phase_stability"
+    phase_diagram: ClassVar[bool] = True
     name: str = "phase stability"
     e_hull_max: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="eV/atom")] = 0.005
 

@@ -38,6 +38,7 @@ class StabilityWindowStage(Stage):
     """electrochemical window: reduction and oxidation limits vs Li/Li+ (grand-potential phase diagram)."""
 
     stage: ClassVar[str] = "stability_window"
+    phase_diagram: ClassVar[bool] = True
     name: str = "stability window"
     reduction_limit_max: Annotated[float, Field(ge=0, le=6, allow_inf_nan=False, description="V vs Li/Li+")] = 0.5
     oxidation_limit_min: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False, description="V vs Li/Li+")] = 2.0
