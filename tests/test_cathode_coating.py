@@ -14,7 +14,7 @@ from pymatgen.core import Composition, Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from coatflow.launchers.config import CampaignConfig, load_config
-from coatflow.launchers.local import _mp_systems
+from coatflow.launchers.local import _mp_systems, run_campaign
 from coatflow.launchers.stores import CampaignStores
 from coatflow.workflows import reference_data as data
 from coatflow.workflows.analysis import thermo
@@ -48,9 +48,15 @@ def _source(formula, partners):
 
 def test_the_programmes_stage_lists_and_the_unchanged_anode_default():
     cathode = CampaignConfig(programme="cathode_coating")
-    assert [s.stage for s in cathode.stages()] == [
+    assert [s.stage for s in stages_of("cathode_coating")] == [
         "database_filter", "bulk_relax", "phase_stability", "stability_window", "cathode_compatibility",
         "interfacial_reactions", "migration_barrier"]
+    # planned: on the snapshot (the programme's default) the formula-level stages come before any relaxation
+    assert [s.stage for s in cathode.stages()] == [
+        "database_filter", "phase_stability", "stability_window", "cathode_compatibility", "interfacial_reactions",
+        "bulk_relax", "migration_barrier"]
+    on_chgnet = CampaignConfig(programme="cathode_coating", thermo={"entries": "local"})
+    assert [type(s) for s in on_chgnet.stages()] == list(stages_of("cathode_coating"))
     anode = CampaignConfig()
     assert anode.programme == "anode_coating" and [type(s) for s in anode.stages()] == list(STAGES)
     assert anode.stability_window.oxidation_limit_min == 2.0 and anode.interfacial_reactions.with_li_metal
@@ -261,38 +267,40 @@ def test_sulfide_pairs_without_li_metal_are_classified():
     assert thermo.scale_of(data.snapshot_entries(["Li", "O"])[0]) == "MP-snapshot"
 
 
-def _coating_map():
-    """benchmarks/cathode_coating_map.py as a module (its ranked table runs the stages' own verdict jobs)."""
-    import importlib.util
-    from pathlib import Path
+def _cathode_run(tmp_path, formulas, **sections) -> dict:
+    """``coatflow run`` of the cathode programme on these formulas (snapshot energies); formula -> table row."""
+    cfg = CampaignConfig(programme="cathode_coating", candidates={"source": "formulas", "formulas": formulas},
+                         run={"workers": 1, "work_dir": str(tmp_path / "w")}, store={"path": str(tmp_path / "s")},
+                         **sections)
+    report, _ = run_campaign(cfg)
+    assert report.jobs_failed == 0, report.errors
+    stores = CampaignStores(cfg).connect()
+    try:
+        return {d["formula"]: d for d in stores.candidates.query({})}
+    finally:
+        stores.close()
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cathode_coating_map.py"
-    spec = importlib.util.spec_from_file_location("cathode_coating_map", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
-
-def test_a_coating_without_a_structure_gets_the_formula_level_verdicts():
-    """Li3BO3 has no structure (no prototype, nothing bundled); on the snapshot the formula-level stages still
-    judge it, each by its own verdict job; it stops where the funnel would (the window, at the defaults)."""
-    m = _coating_map()
-    assert (m.structure_of("Li3BO3"), m.structure_of("LiNbO3"), m.structure_of("Li3PO4")) == (None, "prototype",
-                                                                                                "bundled")
-    default = m.formula_verdicts("Li3BO3", CampaignConfig(programme="cathode_coating"))
-    assert list(default) == ["database_filter", "phase_stability", "stability_window"]
-    assert default["stability_window"].status == "failed" and default["phase_stability"].status == "passed"
-    opened = CampaignConfig(programme="cathode_coating", stability_window={"oxidation_limit_min": 0,
-                                                                           "reduction_limit_max": 5},
-                            cathode_compatibility={"cathodes": ["LiCoO2"]},
-                            interfacial_reactions={"electrolytes": ["Li3PS4"]})
-    v = m.formula_verdicts("Li3BO3", opened)
-    assert list(v) == list(m.FORMULA_STAGES) and all(r.status != "not_computed" for r in v.values())
+def test_a_coating_without_a_structure_gets_the_formula_level_verdicts(tmp_path):
+    """Li3BO3 has no structure (no prototype, nothing bundled). On the snapshot the programme runs its
+    formula-level stages before any relaxation, so the funnel judges it there: at the defaults it fails the 4.3 V
+    window; with the window opened it gets the cathode and sulfide verdicts, then bulk relax says "no prototype"
+    and the migration barrier, which needs a structure, is not planned."""
+    default = _cathode_run(tmp_path / "a", ["Li3BO3"])["Li3BO3"]
+    assert list(default["stages"]) == ["database_filter", "phase_stability", "stability_window"]
+    assert default["failed_stage"] == "stability_window" and default["stages"]["phase_stability"]["status"] == "passed"
+    row = _cathode_run(tmp_path / "b", ["Li3BO3"], stability_window={"oxidation_limit_min": 0, "reduction_limit_max": 5},
+                       cathode_compatibility={"cathodes": ["LiCoO2"]},
+                       interfacial_reactions={"electrolytes": ["Li3PS4"]})["Li3BO3"]
+    v = row["stages"]
+    assert set(v) == {"database_filter", "phase_stability", "stability_window", "cathode_compatibility",
+                      "interfacial_reactions", "bulk_relax"} and row["failed_stage"] is None
+    assert v["bulk_relax"]["status"] == "not_computed" and v["bulk_relax"]["reason"].startswith("no prototype")
     cand, entries = database_entries_on_scale(None, _source("Li3BO3", ()))
     w = thermo.stability_window(cand, entries)
-    assert (v["stability_window"].details.reduction_limit, v["stability_window"].details.oxidation_limit) == \
-        pytest.approx((w.reduction_limit, w.oxidation_limit))
+    assert (v["stability_window"]["details"]["reduction_limit"], v["stability_window"]["details"]["oxidation_limit"]) \
+        == pytest.approx((w.reduction_limit, w.oxidation_limit))
     pool = data.snapshot_entries({"Li", "B", "O", "Co"})
     pairs = cathode_pairs("Li3BO3", LCO, pool)
-    assert v["cathode_compatibility"].value == pytest.approx(min(p.reaction_energy for p in pairs.values()))
-    assert set(v["interfacial_reactions"].details.pairs) == {"Li3BO3 | Li3PS4"}
+    assert v["cathode_compatibility"]["value"] == pytest.approx(min(p.reaction_energy for p in pairs.values()))
+    assert set(v["interfacial_reactions"]["details"]["pairs"]) == {"Li3BO3 | Li3PS4"}
