@@ -10,9 +10,13 @@ Parts (all by default, in this order):
   sweep        0.1..120 GPa at the default v (inorganic layer) and at v = 5 (pressure-driven regime), mesh 32x8
                (about an hour: the runs just above the separation, 2.7-4 GPa, take thousands of steps)
   lgps         LGPS (8 GPa) vs 60 GPa on 64x16: docs/dendrite_lgps_vs_60.png and the numbers
+  exchange     the other kinetic coupling (kinetics="exchange", docs/dendrite.md equation (5)): its rate against
+               the default's in the linear regime (2 i0 / i_app = 20) and on the cap, and the v = 0.04 sweep
+               on 32x8 (a few minutes)
   convergence  meshes 32x8, 64x16, 128x32 (--quick: two): capillarity only (mechanics off) at 1 s and 450 s,
                1 GPa (flattens) at 10 ms and 0.1 s, 8 GPa (roughens) at 5-20 us and its runaway time,
-               and 8 GPa to 20 us on 64x16, 128x32, 256x64 (lgps20);
+               and 8 GPa to 20 us on 64x16, 128x32, 256x64 (lgps20); in the exchange coupling 2.7 GPa to
+               450 s, 3 and 8 GPa to their stop (x27, x3, x8; about 8 CPU-minutes on 128x32);
                --cases normal: normal growth only (mechanics and capillarity off) against the Huygens envelope
 """
 
@@ -31,7 +35,7 @@ from coatflow.workflows.analysis import dendrite as d
 P = d.DendriteParams()
 T = 450.0
 G_LI = P.li_shear_modulus
-PARTS = ("faraday", "halfspace", "separation", "sweep", "lgps", "convergence")
+PARTS = ("faraday", "halfspace", "separation", "sweep", "lgps", "exchange", "convergence")
 
 
 def _fmt(v, spec=".3g"):
@@ -102,26 +106,45 @@ def separation() -> None:
 
 def describe(g, r: d.DendriteResult) -> str:
     t10 = r.time_to(0.1)
-    end = f"runaway at {r.times[-1]:.3g} s" if r.stopped else (f"flat to 10 % at {_fmt(t10)} s" if t10 else "")
+    end = (f"stopped at {r.times[-1]:.3g} s ({r.stopped.split(':')[0]})" if r.stopped
+           else (f"flat to 10 % at {_fmt(t10)} s" if t10 else "rougher at the end"))
     return (f"   G = {g:6.1f} GPa: A(end) = {r.amplification:9.3g} at t = {r.times[-1]:7.3g} s; A(10 us) = "
             f"{_fmt(r.amplification_at(1e-5), '.4g'):>7}, A(1 ms) = {_fmt(r.amplification_at(1e-3), '.4g'):>7}, "
             f"A(10 ms) = {_fmt(r.amplification_at(1e-2), '.4g'):>7}, A(0.1 s) = "
-            f"{_fmt(r.amplification_at(0.1), '.4g'):>9}; {end}; {r.steps} steps, {r.wall_time:.0f} s")
+            f"{_fmt(r.amplification_at(0.1), '.4g'):>9}, A(1 s) = {_fmt(r.amplification_at(1.0), '.4g'):>9}, "
+            f"A(10 s) = {_fmt(r.amplification_at(10.0), '.4g'):>9}, A(100 s) = "
+            f"{_fmt(r.amplification_at(100.0), '.4g'):>9}; {end}; {r.steps} steps, {r.wall_time:.0f} s")
 
 
-def sweep(v: float, moduli) -> list:
-    print(f"sweep: v = {v:g}, mesh 32x8, {T:g} s (A = peak-to-valley amplitude / initial; cap 10 nm wide, "
-          f"{P.cap_height * 1e9:g} nm high, period {P.period * 1e9:g} nm)")
+def sweep(v: float, moduli, kinetics: str = P.kinetics) -> list:
+    print(f"sweep: v = {v:g}, {kinetics} kinetics, mesh 32x8, {T:g} s (A = peak-to-valley amplitude / initial; "
+          f"cap 10 nm wide, {P.cap_height * 1e9:g} nm high, period {P.period * 1e9:g} nm)")
     out = []
     for g in moduli:
-        r = d.run(replace(P, shear_modulus=g * 1e9, ion_volume_ratio=v), total_time=T, mesh=d.Mesh(32, 8))
+        r = d.run(replace(P, shear_modulus=g * 1e9, ion_volume_ratio=v, kinetics=kinetics), total_time=T,
+                  mesh=d.Mesh(32, 8))
         out.append((g, r))
         print(describe(g, r), flush=True)
-    flat = [g for g, r in out if not r.stopped]
-    rough = [g for g, r in out if r.stopped]
-    print(f"   v = {v:g}: flattened at G = {flat} GPa; ran away at G = {rough} GPa; closed-form G_sep = "
+    flat = [g for g, r in out if not r.stopped and r.amplification < 1]
+    rough = [g for g, r in out if not r.stopped and r.amplification >= 1]
+    stopped = [g for g, r in out if r.stopped]
+    print(f"   v = {v:g}: flattened at G = {flat} GPa; rougher at the end at G = {rough} GPa; stopped early "
+          f"(runaway, or no converged step) at G = {stopped} GPa; closed-form G_sep = "
           f"{d.separation_modulus(P.poisson, G_LI, P.li_poisson, v) / 1e9:.2f} GPa")
     return out
+
+
+def exchange() -> None:
+    """The exchange-current coupling against the default (equilibrium-potential) one, then its sweep."""
+    print("exchange: A - 1, default (potential) coupling / exchange-current coupling, mesh 32x8")
+    for label, cap, g, t_end in (("linear regime, cap 0.01 nm", 1e-11, 1e9, 2e-3),
+                                 ("linear regime, cap 0.01 nm", 1e-11, 8e9, 2e-4),
+                                 ("the 2.5 nm cap", P.cap_height, 1e9, 1e-3), ("the 2.5 nm cap", P.cap_height, 8e9, 5e-6)):
+        a = [d.run(replace(P, shear_modulus=g, cap_height=cap, kinetics=k), total_time=t_end, mesh=d.Mesh(32, 8),
+                   dt_max=t_end / 50).amplification - 1 for k in ("potential", "exchange")]
+        print(f"   {label}, {g / 1e9:g} GPa, {t_end:g} s: {a[0]:.4g} / {a[1]:.4g} = {a[0] / a[1]:.3g} "
+              f"(linear theory: 2 i0 / i_app = {2 * P.exchange_current / P.current_density:g})", flush=True)
+    sweep(P.ion_volume_ratio, (1, 2.3, 2.7, 3, 4, 8, 20, 60, 120), kinetics="exchange")
 
 
 SNAPS = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -178,6 +201,14 @@ CASES = {  # name: (label, params, run time, [(quantity, function of the result)
     "lgps20": ("8 GPa (roughens), to 20 us, steps <= 1 us", replace(P, shear_modulus=8e9), 2e-5,
                [("A(5 us)", lambda r: r.amplification_at(5e-6)), ("A(10 us)", lambda r: r.amplification_at(1e-5)),
                 ("A(20 us)", lambda r: r.amplification_at(2e-5))], {"dt_max": 1e-6}),
+    "x27": ("2.7 GPa, exchange-current coupling", replace(P, shear_modulus=2.7e9, kinetics="exchange"), T,
+            [("A(1 s)", lambda r: r.amplification_at(1.0)), ("A(10 s)", lambda r: r.amplification_at(10.0)),
+             ("A(450 s)", lambda r: float("nan") if r.stopped else r.amplification)]),
+    "x3": ("3 GPa, exchange-current coupling", replace(P, shear_modulus=3e9, kinetics="exchange"), T,
+           [("A(1 s)", lambda r: r.amplification_at(1.0)), ("stop time", lambda r: r.times[-1])]),
+    "x8": ("8 GPa, exchange-current coupling", replace(P, shear_modulus=8e9, kinetics="exchange"), T,
+           [("A(10 ms)", lambda r: r.amplification_at(1e-2)), ("A(0.1 s)", lambda r: r.amplification_at(0.1)),
+            ("stop time", lambda r: r.times[-1])]),
 }
 MESHES = (d.Mesh(32, 8), d.Mesh(64, 16), d.Mesh(128, 32))
 FINE = d.Mesh(256, 64)  # only for "lgps20": below 128 nodes per period the 8 GPa cap runs away on the mesh scale
@@ -231,6 +262,8 @@ def main() -> None:
         sweep(5.0, (1, 4, 6, 9, 12, 60, 120))
     if "lgps" in args.only:
         lgps_vs_60(Path(args.out))
+    if "exchange" in args.only:
+        exchange()
     if "convergence" in args.only:
         convergence(args.quick, args.cases)
     print(f"total {time.perf_counter() - t0:.0f} s")
