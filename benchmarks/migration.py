@@ -2,17 +2,20 @@
 
     python benchmarks/migration.py --store DIR          # read a campaign store (after `coatflow run`)
     python benchmarks/migration.py --direct [ID ...]    # run the stage directly on example structures
+    python benchmarks/migration.py --direct mps-Li8HfO6 --store /tmp/paper_funnel/store --all-hops
 
 ``--store`` alone reports every candidate that reached the migration_barrier stage, from the stored job
 documents. ``--direct`` relaxes the given example candidates with CHGNet (predicted ones: the
 lowest-energy prototype) and runs the stage's MigrationMaker with the default ``migration`` config,
 whatever the earlier stages say (with ``--store``, on the structures that campaign relaxed); by default the published references pred-LiTbO2 and pred-LiDyO2
-(0.370 / 0.375 eV) plus ex-Li2O.
+(0.370 / 0.375 eV) plus ex-Li2O. ``--all-hops`` computes every symmetry-distinct hop up to ``hop_cutoff``
+(``max_hops`` and ``rel_cutoff`` off); an id relaxed in ``--store`` need not be an example candidate.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 import warnings
@@ -74,7 +77,8 @@ def _relaxed_from_store(path: str) -> dict:
         stores.close()
 
 
-def direct(ids: list[str], store: str | None = None, prototypes: list[str] | None = None) -> None:
+def direct(ids: list[str], store: str | None = None, prototypes: list[str] | None = None,
+           all_hops: bool = False) -> None:
     from jobflow import JobStore, run_locally
     from maggma.stores import MemoryStore
 
@@ -86,16 +90,20 @@ def direct(ids: list[str], store: str | None = None, prototypes: list[str] | Non
 
     config = CampaignConfig()
     stage = config.stage("migration_barrier")
+    if all_hops:  # every symmetry-distinct hop up to hop_cutoff, not only the shortest max_hops
+        stage = dataclasses.replace(stage, max_hops=10**6, rel_cutoff=None)
     maker = stage.neb_maker(get_maker("neb", stage.backend))
     cands = {c.material_id: c for c in load_candidates(config, None)}
     relaxed = _relaxed_from_store(store) if store else {}
     work = Path(tempfile.mkdtemp(prefix="coatflow-neb-"))
     _header()
     for mid in ids:
-        c = cands[mid]
+        c = cands.get(mid)
+        if c is None and mid not in relaxed:
+            raise SystemExit(f"{mid} is neither an example candidate nor relaxed in {store}")
         jstore = JobStore(MemoryStore(), additional_stores={"data": MemoryStore()})
         relax = MLIPBulkRelaxMaker()
-        options = [c.structure] if c.structure is not None else [s for p, s in c.prototypes
+        options = [] if c is None else [c.structure] if c.structure is not None else [s for p, s in c.prototypes
                                                                   if not prototypes or p in prototypes]
         best = (0.0, relaxed[mid].as_dict()) if mid in relaxed else None  # the campaign's relaxed structure
         for s in options if best is None else []:  # lowest energy per atom, as the funnel's polymorph selection
@@ -114,7 +122,7 @@ def direct(ids: list[str], store: str | None = None, prototypes: list[str] | Non
         wall = time.perf_counter() - t0
         doc = jstore.get_output(j.uuid, which="last")
         p = doc["percolation"]
-        _row(mid, c.formula, p["e_m"], p["dimensionality"], wall, doc["hops"],
+        _row(mid, structure.composition.reduced_formula, p["e_m"], p["dimensionality"], wall, doc["hops"],
              f"{structure.get_space_group_info()[0]}")
 
 
@@ -123,6 +131,8 @@ def main() -> None:
     parser.add_argument("--store", help="campaign store folder to read")
     parser.add_argument("--direct", nargs="*", help="example candidate ids to run directly")
     parser.add_argument("--prototypes", nargs="*", help="--direct: only these prototypes of predicted candidates")
+    parser.add_argument("--all-hops", action="store_true",
+                        help="--direct: every symmetry-distinct hop within hop_cutoff (max_hops and rel_cutoff off)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     import torch
@@ -131,7 +141,7 @@ def main() -> None:
     if args.store and args.direct is None:
         from_store(args.store)
     if args.direct is not None:
-        direct(args.direct or ["ex-Li2O", "pred-LiTbO2", "pred-LiDyO2"], args.store, args.prototypes)
+        direct(args.direct or ["ex-Li2O", "pred-LiTbO2", "pred-LiDyO2"], args.store, args.prototypes, args.all_hops)
     if not args.store and args.direct is None:
         parser.print_help()
 
