@@ -87,7 +87,7 @@ def _print_table(config) -> None:
     from rich.table import Table
 
     docs = _query_docs(config)
-    present = [s for s in STAGES if any(s.stage in d["stages"] for d in docs)]
+    present = config.ordered([s for s in STAGES if any(s.stage in d["stages"] for d in docs)])
     table = Table(title="coatflow candidates (ranked)")
     surf = [k for k, col in (("ionization_potential", "IP eV"), ("work_function", "WF eV")) if any(d.get(k) for d in docs)]
     for col in ("#", "material", "formula", *(s.stage for s in present), *[{"ionization_potential": "IP eV", "work_function": "WF eV"}[k]

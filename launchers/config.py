@@ -375,6 +375,11 @@ class _CampaignBase(_Strict):
             stages.insert(j, stages.pop(i))
         return stages
 
+    def ordered(self, stages) -> list:
+        """``stages`` (Stage classes) in the order this config runs them; other programmes' stages after."""
+        names = [s.stage for s in self.stages()]
+        return sorted(stages, key=lambda s: (names.index(s.stage) if s.stage in names else len(names), STAGES.index(s)))
+
 
 CampaignConfig = create_model(
     "CampaignConfig", __base__=_CampaignBase, __module__=__name__,

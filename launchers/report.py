@@ -159,10 +159,11 @@ class ThermoInputs:
 # --- 1. funnel ----------------------------------------------------------------------------------------
 
 
-def funnel_data(rows: list[dict]) -> dict:
-    """Candidates remaining after each stage (those with a verdict that did not fail), and who fell out where."""
+def funnel_data(rows: list[dict], order=STAGES) -> dict:
+    """Candidates remaining after each stage (those with a verdict that did not fail), and who fell out where;
+    ``order``: the stages in the order the campaign runs them (``CampaignConfig.ordered``)."""
     rows = _funnel_rows(rows)
-    stages = [s.stage for s in STAGES if any(s.stage in r["stages"] for r in rows)]
+    stages = [s.stage for s in order if any(s.stage in r["stages"] for r in rows)]
     remaining, failed, pending, criteria = [], {}, {}, []
     for s in stages:
         remaining.append(sum(1 for r in rows if s in r["stages"] and r["stages"][s]["status"] != "failed"))
@@ -822,6 +823,7 @@ class Report:
     rows: list[dict] = field(default_factory=list)  # the ranked candidates collection
     maps: list[dict] = field(default_factory=list)  # the potential-map documents
     keep_figures: bool = False  # keep the matplotlib figures (tests read their artists)
+    stage_order: tuple = STAGES  # the stages in the order the campaign runs them (CampaignConfig.ordered)
 
     def draw(self, name: str, title: str, data_fn: Callable[[], dict], draw_fn: Callable[[dict], Figure],
              material_id: str | None = None) -> None:
@@ -864,13 +866,13 @@ def build_report(config, out_dir: str | Path, keep_figures: bool = False) -> Rep
     """Read the store and draw every figure whose data it holds into ``out_dir`` (no page yet)."""
     out_dir = Path(out_dir)
     (out_dir / "figures").mkdir(parents=True, exist_ok=True)
-    rep = Report(out_dir, keep_figures=keep_figures)
+    rep = Report(out_dir, keep_figures=keep_figures, stage_order=tuple(config.ordered(STAGES)))
     camp = StoredCampaign(config)
     try:
         rows = camp.rows
         funnel = _funnel_rows(rows)
         if funnel:
-            rep.draw("funnel", "1. Screening funnel", lambda: funnel_data(rows), draw_funnel)
+            rep.draw("funnel", "1. Screening funnel", lambda: funnel_data(rows, rep.stage_order), draw_funnel)
         else:
             rep.skipped.append(("1. Screening funnel", "the candidates collection is empty (run `coatflow run`)"))
         if funnel:
@@ -946,7 +948,7 @@ def _cell(stage, summary: dict | None) -> str:
 
 def render_html(rep: Report) -> str:
     rows = rep.rows
-    stages = [s for s in STAGES if any(s.stage in r.get("stages", {}) for r in rows)]
+    stages = [s for s in rep.stage_order if any(s.stage in r.get("stages", {}) for r in rows)]
     by_mid: dict[str | None, list[Drawn]] = {}
     for f in rep.figures:
         by_mid.setdefault(f.material_id, []).append(f)

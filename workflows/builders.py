@@ -17,7 +17,6 @@ from collections.abc import Iterator
 
 from maggma.core import Builder, Store
 
-from coatflow.workflows.programmes import ALL_STAGE_NAMES as STAGES
 from coatflow.workflows.potential_maps import DEFECT_TASK, SURFACE_TASK, VOLTAGE_TASK, assemble_maps
 from coatflow.workflows.schemas import CandidateDoc, StageSummary
 from coatflow.workflows.timestamps import is_newer, newest, utc_iso
@@ -104,7 +103,7 @@ class CandidateBuilder(Builder):
         ident = item["ident"]
         cand = CandidateDoc(**{k: ident[k] for k in ("material_id", "formula", "source", "predicted") if k in ident})
         used = []
-        for stage in sorted(item["verdicts"], key=lambda s: STAGES.index(s) if s in STAGES else len(STAGES)):
+        for stage in item["verdicts"]:  # in the order the plan met them (config.stages(), not the table's)
             d = item["verdicts"][stage]
             r = _summary(d["output"])
             used.append((stage, d["uuid"], d["index"]))
@@ -141,14 +140,10 @@ class CandidateBuilder(Builder):
 
 
 def rank_candidates(docs: list[dict]) -> list[dict]:
-    """Survivors first, then by how far each got and how many stages it passed."""
-
-    def depth(d):
-        s = d.get("furthest_stage")
-        return STAGES.index(s) if s in STAGES else -1
-
-    return sorted(docs, key=lambda d: (d.get("failed_stage") is not None, -depth(d), -d.get("stages_passed", 0),
-                                       d["formula"]))
+    """Survivors first, then by how far each got (how many stage verdicts it has: the order of the stages
+    differs between scales, their number does not) and how many stages it passed."""
+    return sorted(docs, key=lambda d: (d.get("failed_stage") is not None, -len(d.get("stages") or {}),
+                                       -d.get("stages_passed", 0), d["formula"]))
 
 
 def newest_by_formula(jobs: Store, task: str) -> dict[str, dict]:
