@@ -18,12 +18,11 @@ from datetime import datetime
 import mongomock
 import pytest
 from coatflow.launchers import stores as stores_module
-from coatflow.launchers.config import load_config
+from coatflow.launchers.config import PASSWORD_ENV, load_config
 from coatflow.launchers.embedded_store import SQLiteStore, translate
 from coatflow.launchers.stores import (
     BLOBS,
     JOBS,
-    PASSWORD_ENV,
     CampaignStores,
     KeyClaims,
     StoreLock,
