@@ -144,6 +144,7 @@ def test_input6_mp_entries_without_a_key(refused):
 
 def test_input6_no_key_needed_before_the_thermodynamic_stages(tmp_path, monkeypatch):
     from coatflow.launchers.config import load_config
+    from coatflow.workflows.errors import CoatflowError
     from coatflow.launchers.local import require_mp_entries
     from coatflow.launchers.stores import CampaignStores
     from coatflow.workflows.candidates import load_candidates
@@ -151,10 +152,14 @@ def test_input6_no_key_needed_before_the_thermodynamic_stages(tmp_path, monkeypa
     monkeypatch.delenv("MP_API_KEY", raising=False)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("thermo: {entries: mp}\ncandidates: {source: formulas, formulas: [LiAlO2]}\n"
-                   "run: {stop_after: bulk_relax}\n")
+                   "run: {stop_after: database_filter}\n")
     config = load_config(cfg)
     require_mp_entries(config, load_candidates(config), CampaignStores(config))  # nothing to look up: no error
     assert not (tmp_path / "coatflow_store").exists()
+    # on MP's scale the phase-diagram stages run before the bulk relaxation, so stopping there needs the key
+    config = config.model_copy(update={"run": config.run.model_copy(update={"stop_after": "bulk_relax"})})
+    with pytest.raises(CoatflowError, match="MP_API_KEY is not set and no MP entries are cached for .*Al-Li-O"):
+        require_mp_entries(config, load_candidates(config), CampaignStores(config))
 
 
 @pytest.mark.parametrize("command", ["query", "build"])
