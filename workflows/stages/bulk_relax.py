@@ -111,12 +111,15 @@ class BulkRelaxStage(Stage):
         # stages run between the two (the phase-diagram stages on a database scale), each relaxation also
         # waits for the last of them, and does not run if it failed.
         protos = plan.filter_verdict if plan.filter_verdict is not None else verdict
+
+        def relax(pid):
+            structure = protos.structures[pid]
+            return maker.make(structure) if protos is verdict else relax_after(maker, verdict.structure, structure)
+
         outs, uuids, pids = [], [], []
         for pid, _ in cand.prototypes:
             rkey = planner.calc_key(upstream, "relax", self.backend, maker, pid)
-            out, uuid = planner.add(plan, rkey, self.stage, "relax", self.backend, lambda pid=pid: maker.make(
-                protos.structures[pid]) if protos is verdict else relax_after(maker, verdict.structure,
-                                                                             protos.structures[pid]))
+            out, uuid = planner.add(plan, rkey, self.stage, "relax", self.backend, lambda pid=pid: relax(pid))
             outs.append(out)
             uuids.append(uuid)
             pids.append(pid)
