@@ -216,16 +216,26 @@ def _merge(total: RunReport, part: RunReport) -> None:
     total.errors += part.errors
 
 
+def _size(cand: Candidate) -> int:
+    """Sites of the candidate's cell (its largest prototype when predicted): its calculations' cost grows with it."""
+    cells = [cand.structure] if cand.structure is not None else [s for _, s in cand.prototypes]
+    return max((len(s) for s in cells), default=0)
+
+
 def run_parallel(campaign: CampaignPlan, workers: int,
                  on_candidate: Callable[[str, str, int], None] | None = None) -> RunReport:
-    """Run the funnel candidates in ``workers`` processes (side programmes after, in this process)."""
+    """Run the funnel candidates in ``workers`` processes (side programmes after, in this process).
+
+    Largest cells first (longest-processing-time order): a large candidate that reaches the NEB stage last
+    would leave the other workers idle while it runs alone.
+    """
     config = campaign.config
     report = RunReport()
     t0 = time.perf_counter()
     ctx = get_context("spawn")  # torch and GPAW are not fork-safe
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(config,)) as pool:
-        pending = {pool.submit(_worker_run, c) for c in campaign.candidates}
+        pending = {pool.submit(_worker_run, c) for c in sorted(campaign.candidates, key=_size, reverse=True)}
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:

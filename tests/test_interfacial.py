@@ -7,11 +7,15 @@ from jobflow import run_locally
 from pymatgen.core import Composition, Lattice, Structure
 
 from coatflow.launchers.config import load_config
+from coatflow.launchers.local import plan_campaign
 from coatflow.launchers.stores import CampaignStores
 from coatflow.makers.band_gap import GpawBandGapMaker
+from coatflow.workflows import reference_data
+from coatflow.workflows.campaign import run_plans
 from coatflow.workflows.candidates import example_candidates
 from coatflow.workflows.reference_data import competing_phases
 from coatflow.workflows.schemas.thermo import ProductGap
+from coatflow.workflows.stages.interfacial_reactions import _shipped_gaps
 
 
 def lialo2() -> Structure:
@@ -28,8 +32,8 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
     ligao2 = next(c for c in example_candidates() if c.formula == "LiGaO2")  # fails the window (reduced at 0.9 V)
     ligao2.structure.to(filename=str(d / "LiGaO2.json"))
     cfg = write_config(candidates={"source": "files", "paths": [str(d)]},
-                       run={"stop_after": "interfacial_reactions"},
-                       interfacial_reactions={"electrolytes": ["LiF", "Li3YCl6"]})
+                       run={"stop_after": "interfacial_reactions"},  # Alexandria only: the MP snapshot has Li9Al4
+                       interfacial_reactions={"electrolytes": ["LiF", "Li3YCl6"], "shipped_gaps": ["alexandria"]})
     run = run_cli("run", "-c", cfg)
     assert run.returncode == 0, run.stderr[-3000:]
     q = run_cli("query", "-c", cfg, "--json")
@@ -61,6 +65,58 @@ def test_interfacial_stage_computes_missing_gaps_and_names_missing_partners(tmp_
 
     again = run_cli("run", "-c", cfg)
     assert "ran 0 jobs" in again.stderr
+
+
+def test_a_gap_stored_after_planning_is_taken_from_the_store_not_computed_again(tmp_path, write_config):
+    """Two candidates planned on one store (as parallel workers plan them) whose reactions with Li both give the
+    Li-Al alloy: the first computes its gap, the second finds it under its key when it runs."""
+    d = tmp_path / "structures"
+    d.mkdir()
+    lialo2().to(filename=str(d / "LiAlO2.json"))
+    Structure.from_dict(competing_phases()["Li5AlO4:facts"]).to(filename=str(d / "Li5AlO4.json"))
+    sections = {"candidates": {"source": "files", "paths": [str(d)]}, "database_filter": {"e_hull_max": 1.0},
+                "phase_stability": {"e_hull_max": 1.0},
+                "stability_window": {"reduction_limit_max": 6.0, "oxidation_limit_min": 0.0},
+                "interfacial_reactions": {"electrolytes": [], "shipped_gaps": ["alexandria"]}}
+    cfg = write_config(**sections, run={"stop_after": "stability_window", "workers": 1})
+    assert run_cli("run", "-c", cfg).returncode == 0
+    cfg = write_config(**sections, run={"stop_after": "interfacial_reactions", "workers": 1})
+    config = load_config(cfg)
+    stores = CampaignStores(config)
+    try:
+        plans, n = plan_campaign(config, stores)  # both planned before either runs: neither knows the alloy's gap
+        assert n == 2
+        report = run_plans(plans, stores.jobs, tmp_path / "runs")
+        assert report.jobs_failed == 0, report.errors
+        gap_docs = list(stores.jobs.docs_store.query({"metadata.coatflow.task": "band_gap"},
+                                                     properties=["output.formula", "metadata.coatflow"]))
+    finally:
+        stores.close()
+    assert run_cli("build", "-c", cfg).returncode == 0
+    docs = {d["formula"]: d["stages"]["interfacial_reactions"]["details"]["pairs"]
+            for d in json.loads(run_cli("query", "-c", cfg, "--json").stdout)}
+    alloys = [{p for p in pairs[f"{f} | Li"]["products"] if p != "Li2O"} for f, pairs in docs.items()]
+    assert alloys[0] == alloys[1] and len(alloys[0]) == 1  # the same Li-Al alloy from both
+    (alloy,) = alloys[0]
+    assert [g["output"]["formula"] for g in gap_docs] == [alloy]  # one band-gap job, not one per candidate
+    for pairs in docs.values():
+        assert pairs[f"{next(iter(pairs)).split(' | ')[0]} | Li"]["product_gap_source"][alloy] == "GPAW PBE"
+
+
+def test_shipped_gap_tables_in_order():
+    """The default takes Alexandria's PBE gap first, then the MP snapshot's (which, 4f in the core, has Tb2O3);
+    an empty list ships none, so every product gets a band-gap job."""
+    formulas = {"Li2S", "Li9Al4", "Tb2O3", "Li2O"}
+    alexandria = reference_data.alexandria_band_gaps()
+    both = _shipped_gaps(["alexandria", "mp_snapshot"], formulas, 0.5)
+    assert {f: g.source for f, g in both.items()} == {
+        "Li2S": "Alexandria PBE (shipped)", "Li2O": "Alexandria PBE (shipped)",
+        "Li9Al4": reference_data.SNAPSHOT_NAME, "Tb2O3": reference_data.SNAPSHOT_NAME}
+    assert both["Li2S"].band_gap == alexandria["Li2S"]
+    assert both["Tb2O3"].band_gap == min(reference_data.snapshot_row("Tb2O3")["band_gaps"])  # all above 0.5 eV
+    snapshot_first = _shipped_gaps(["mp_snapshot", "alexandria"], formulas, 0.5)
+    assert snapshot_first["Li2S"].band_gap == min(reference_data.snapshot_row("Li2S")["band_gaps"])
+    assert _shipped_gaps([], formulas, 0.5) == {}
 
 
 def test_gpaw_band_gap_of_an_insulator_and_a_metal(tmp_path):

@@ -1,10 +1,12 @@
 """Stage 5, interfacial reactions: the coating against Li metal and each solid electrolyte.
 
 Each pair gets its own pseudo-binary reaction (workflows/analysis/thermo.py ``interfacial_reaction``, on
-the energies of workflows/phase_diagrams.py); every product is classified by its band gap: shipped
-Alexandria PBE gaps, MP gaps (``thermo.entries: mp``), gaps this campaign stored, else one band-gap job per
-product (``band_gap_backend``), which the reactions job adds at run time and which every later candidate
-finds by key. Products with an open 4f shell get no PBE gap (it is unreliable) and stay unknown, saying why.
+the energies of workflows/phase_diagrams.py); every product is classified by its band gap: the shipped
+PBE tables of ``shipped_gaps`` in order (Alexandria, then the MP snapshot), MP gaps (``thermo.entries: mp``),
+gaps this campaign stored, else one band-gap job per product (``band_gap_backend``), which the reactions job
+adds at run time after looking its key up in the store, and which every later candidate finds by key.
+Products with an open 4f shell get no computed PBE gap (with f electrons in valence it is unreliable) and
+stay unknown, saying why; the MP snapshot's gaps (4f in the core) do classify them.
 On ``thermo.entries: mp_snapshot`` every product's gap is the snapshot's (MP's PBE gaps, 4f in the core, so
 Tb2O3 and Dy2O3 are classified; ``reference_data.polymorph_gap`` for several polymorphs), looked up when the
 reactions job runs; a product the snapshot has no gap for stays unknown, saying so.
@@ -16,10 +18,11 @@ import dataclasses
 from dataclasses import replace
 from typing import Annotated, ClassVar, Literal
 
-from jobflow import Flow, Response, job
+from jobflow import Flow, JobConfig, Response, job
 from pydantic import AfterValidator, Field
 from pymatgen.core import Composition, Element, Structure
 
+from coatflow.makers.restarts import stored_output
 from coatflow.workflows import reference_data
 from coatflow.workflows.analysis import AnalysisError, thermo
 from coatflow.workflows.errors import CoatflowError
@@ -75,7 +78,8 @@ def _unknown_products(pairs: dict[str, PairReaction]) -> set[str]:
             for p, c in v.product_class.items() if c == "unknown"}
 
 
-@job(name="interfacial reactions")  # no output_schema: it may replace itself by band-gap jobs and a rerun
+# no output_schema: it may replace itself by band-gap jobs and a rerun; the store finds gaps stored since planning
+@job(name="interfacial reactions", config=JobConfig(expose_store=True))
 def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, gap_jobs=None, source=None,
                           _after=None, li_metal=True):
     """Reaction of the candidate with Li and each partner, and the band gap of every product.
@@ -84,8 +88,9 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
     that failed the window never pays for band-gap jobs.
 
     ``known_gaps`` maps formulas to ProductGaps or band_gap job outputs (shipped data, or gaps this campaign
-    stored). ``gap_jobs`` is (maker, {phase id: job key}, labels): products still without a gap get one job
-    each, then this job runs again with their outputs and without ``gap_jobs``.
+    stored). ``gap_jobs`` is (maker, {phase id: job key}, labels): a product still without a gap takes the one
+    stored under its key since this job was planned (another candidate's job), else gets one job; then this job
+    runs again with their outputs and without ``gap_jobs``.
     """
     gaps = {f: ProductGap.from_calc(g) for f, g in known_gaps.items()}
     try:
@@ -100,10 +105,14 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
     if unknown and gap_jobs:
         maker, keys, labels = gap_jobs
         best = thermo.ground_states(pool)
-        jobs, new = [], {}
+        jobs, new, before = [], {}, len(gaps)
         for f in sorted(unknown):
             pid = best[f].entry_id
             if pid not in keys:  # the candidate itself: its gap comes from the database filter
+                continue
+            found, stored = stored_output(keys[pid])
+            if found:
+                gaps[f] = ProductGap.from_calc(stored)
                 continue
             j = maker.make(RelaxedEnergy.from_task_doc(phase_docs[pid]).structure)
             j.name = f"{j.name} {f}"
@@ -114,6 +123,8 @@ def interfacial_reactions(cand_doc, phase_docs, partners, gap_min, known_gaps, g
             again = interfacial_reactions(cand_doc, phase_docs, partners, gap_min, {**gaps, **new}, source=source,
                                           li_metal=li_metal)
             return Response(replace=Flow([*jobs, again], output=again.output))
+        if len(gaps) > before:  # every missing gap was stored meanwhile
+            pairs = _pairs(cand, pool, partners, gaps, gap_min, li_metal)
     used = {p for v in pairs.values() if v.status == "computed" for p in v.products}
     return InterfacialReactions(pairs=pairs, band_gaps={f: g for f, g in gaps.items() if f in used})
 
@@ -125,34 +136,58 @@ def interfacial_verdict(ident, reactions, structure, gap_min):
     return respond(result)
 
 
+def _snapshot_gap(formula: str, gap_min: float) -> ProductGap:
+    """The snapshot's PBE gap of ``formula``, or why there is none (``reference_data.polymorph_gap``)."""
+    gap, why = reference_data.polymorph_gap((reference_data.snapshot_row(formula) or {}).get("band_gaps"), gap_min)
+    return ProductGap(band_gap=gap, source=None if gap is None else reference_data.SNAPSHOT_NAME, reason=why)
+
+
 def _snapshot_gaps(pool, gap_min: float) -> dict[str, ProductGap]:
     """The snapshot's PBE gap of every phase of ``pool`` (the reaction's entries), or why there is none
     (elemental metals are conductors whatever their row says: ``thermo.classify_gap``)."""
-    out = {}
-    for f in {e.composition.reduced_formula for e in pool}:
-        row = reference_data.snapshot_row(f) or {}
-        gap, why = reference_data.polymorph_gap(row.get("band_gaps"), gap_min)
-        out[f] = ProductGap(band_gap=gap, source=None if gap is None else reference_data.SNAPSHOT_NAME, reason=why)
-    return out
+    return {f: _snapshot_gap(f, gap_min) for f in {e.composition.reduced_formula for e in pool}}
 
 
-def _known_gaps(planner, source, elements, keys) -> dict[str, ProductGap]:
-    """Band gaps known before the stage runs: shipped Alexandria data, MP (mp kind), gaps stored by key.
+#: the shipped PBE gap tables a product's gap may come from, before any band-gap job
+SHIPPED_GAPS = ("alexandria", "mp_snapshot")
+
+
+def _shipped_gaps(tables, formulas, gap_min: float) -> dict[str, ProductGap]:
+    """The first shipped table (in ``tables`` order) that has a gap for each formula: Alexandria's PBE gap of
+    the lowest-energy polymorph, or the MP snapshot's when every MP polymorph lies on one side of ``gap_min``."""
+    alexandria = reference_data.alexandria_band_gaps() if "alexandria" in tables else {}
+    known = {}
+    for f in formulas:
+        for table in tables:
+            if table == "alexandria" and f in alexandria:
+                known[f] = ProductGap(band_gap=alexandria[f], source="Alexandria PBE (shipped)")
+            elif table == "mp_snapshot" and (gap := _snapshot_gap(f, gap_min)).band_gap is not None:
+                known[f] = gap
+            if f in known:
+                break
+    return known
+
+
+def _known_gaps(planner, source, elements, keys, tables, gap_min) -> dict[str, ProductGap]:
+    """Band gaps known before the stage runs: the shipped ``tables``, MP (mp kind), gaps stored by key.
     None on the snapshot scale: its own gaps are looked up by the reactions job (``_snapshot_gaps``).
 
-    Phases with an open 4f shell get no computed gap (``thermo.OPEN_4F``): their gap stays unknown, with why.
+    Phases with an open 4f shell get no computed gap (``thermo.OPEN_4F``): without a shipped one their gap
+    stays unknown, with why.
     """
     if source["kind"] == "mp_snapshot":
         return {}
-    known = {f: ProductGap(band_gap=g, source="Alexandria PBE (shipped)")
-             for f, g in reference_data.alexandria_band_gaps().items()}
+    formulas = {pid: Structure.from_dict(phases_for(elements)[pid]).composition.reduced_formula for pid in keys}
+    known = _shipped_gaps(tables, set(formulas.values()), gap_min)
     if source["kind"] == "mp" and "entries" in source:
         best = thermo.ground_states(reference_data.decode_entries(source["entries"]))
         ids = {e.data.get("material_id"): f for f, e in best.items() if e.data.get("material_id")}
         for mid, gap in reference_data.mp_band_gaps(ids, planner.cache).items():
             known[ids[mid]] = ProductGap(band_gap=gap, source=f"Materials Project ({mid})")
     for pid, key in keys.items():
-        formula = Structure.from_dict(phases_for(elements)[pid]).composition.reduced_formula
+        formula = formulas[pid]
+        if formula in known:
+            continue
         if thermo.has_open_4f(formula):
             known[formula] = ProductGap(reason=thermo.OPEN_4F_NOTE)
         elif (stored := planner.stored(key)) is not None:
@@ -173,6 +208,10 @@ class InterfacialReactionsStage(Stage):
                                               description="eV, products below this count as electronic conductors")] = 0.5
     band_gap_backend: Annotated[Literal["gpaw", "vasp"], Field(
         description="band gaps of products without a shipped one (gpaw | vasp)")] = "gpaw"
+    shipped_gaps: Annotated[list[Literal["alexandria", "mp_snapshot"]], Field(
+        description="shipped PBE gap tables used before any band-gap job, first match wins "
+                    "(alexandria | mp_snapshot); [] computes every product's gap")] = \
+        dataclasses.field(default_factory=lambda: list(SHIPPED_GAPS))
     with_li_metal: Annotated[bool, Field(description="also the coating | Li pair (false: cathode coatings)")] = True
 
     @classmethod
@@ -200,11 +239,15 @@ class InterfacialReactionsStage(Stage):
         for pid in phases:
             m = replace(relax_maker, relax_cell=False) if phases_for(elements)[pid].get("molecule") else relax_maker
             keys[pid] = planner.calc_key(phase_key(planner, pid, relax_backend, m), "band_gap", gap_backend, gap_maker)
-        known = _known_gaps(planner, source, elements, keys)
-        labels = {"material_id": plan.candidate.material_id, "stage": self.stage, "backend": gap_backend}
         gap_min = self.insulator_gap_min
+        known = _known_gaps(planner, source, elements, keys, self.shipped_gaps, gap_min)
+        labels = {"material_id": plan.candidate.material_id, "stage": self.stage, "backend": gap_backend}
+        shipped = (None if source["kind"] == "mp_snapshot" else  # the snapshot scale uses the snapshot's own gaps
+                   [*self.shipped_gaps, *([reference_data.snapshot_version()] if "mp_snapshot" in self.shipped_gaps
+                                          else [])])
         base = stage_key(planner, upstream, self.stage, partners, gap_backend, sorted(phases), entries_state(source),
-                         sorted(thermo.OPEN_4F), *([] if self.with_li_metal else ["no Li metal"]))
+                         sorted(thermo.OPEN_4F), *([] if self.with_li_metal else ["no Li metal"]),
+                         *([] if shipped in (None, ["alexandria"]) else [{"shipped gaps": shipped}]))
         reactions, _ = planner.add(
             plan, planner.key(base, "reactions", gap_min), self.stage, "reactions", source["backend"],
             lambda: interfacial_reactions(cand, phases, partners, gap_min, known, (gap_maker, keys, labels),
