@@ -99,8 +99,8 @@ def test_a_gap_stored_after_planning_is_taken_from_the_store_not_computed_again(
     assert alloys[0] == alloys[1] and len(alloys[0]) == 1  # the same Li-Al alloy from both
     (alloy,) = alloys[0]
     assert [g["output"]["formula"] for g in gap_docs] == [alloy]  # one band-gap job, not one per candidate
-    for pairs in docs.values():
-        assert pairs[f"{next(iter(pairs)).split(' | ')[0]} | Li"]["product_gap_source"][alloy] == "GPAW PBE"
+    for f, pairs in docs.items():
+        assert pairs[f"{f} | Li"]["product_gap_source"][alloy] == "GPAW PBE"
 
 
 def test_shipped_gap_tables_in_order():
